@@ -1,0 +1,159 @@
+"""Corpus-level ingestion: validate the manifest, extract what changed, store it.
+
+A bad row or a bad file never stops the others: it is logged as a failure with
+a one-line reason naming the file, and the report says what failed.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+from sqlalchemy.engine import Engine
+
+from pipeline.ingest import STAGE_VERSION, ExtractJob, ExtractOptions, IngestError, extract_many
+from pipeline.models import ManifestRow
+from pipeline.store import is_current, record_failure, save_document
+
+REQUIRED_COLUMNS = ("doc_id", "file", "sector")
+
+
+@dataclass(frozen=True)
+class ManifestProblem:
+    doc_id: str | None
+    source: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.reason}"
+
+
+@dataclass
+class Manifest:
+    rows: list[ManifestRow]
+    problems: list[ManifestProblem]
+
+
+def read_manifest(corpus_dir: Path) -> Manifest:
+    """Validated manifest rows plus one problem per unusable row.
+
+    Raises :class:`IngestError` only when the manifest itself is unusable.
+    """
+    path = Path(corpus_dir) / "manifest.csv"
+    if not path.is_file():
+        raise IngestError(path, "manifest not found")
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise IngestError(path, f"missing column(s): {', '.join(missing)}")
+        raw_rows = list(enumerate(reader, start=2))
+    rows: list[ManifestRow] = []
+    problems: list[ManifestProblem] = []
+    first_line: dict[str, int] = {}
+    for line, raw in raw_rows:
+        doc_id = (raw.get("doc_id") or "").strip() or None
+        where = f"{path} line {line}"
+        try:
+            row = ManifestRow.model_validate(raw)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            reason = f"{error['loc'][0]}: {error['msg'].removeprefix('Value error, ')}"
+            problems.append(ManifestProblem(doc_id, where, reason))
+            continue
+        if row.doc_id in first_line:
+            problems.append(
+                ManifestProblem(None, where, f"duplicate doc_id {row.doc_id!r} (first on line {first_line[row.doc_id]})")
+            )
+            continue
+        first_line[row.doc_id] = line
+        file = Path(corpus_dir) / row.file
+        if not file.is_file():
+            problems.append(ManifestProblem(row.doc_id, str(file), f"file not found (manifest line {line})"))
+            continue
+        rows.append(row)
+    return Manifest(rows, problems)
+
+
+@dataclass
+class IngestReport:
+    ingested: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    failed: list[ManifestProblem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def to_json(self) -> dict:
+        return {
+            "ingested": self.ingested,
+            "unchanged": self.unchanged,
+            "failed": [{"doc_id": f.doc_id, "source": f.source, "reason": f.reason} for f in self.failed],
+        }
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def ingest_corpus(
+    corpus_dir: Path,
+    engine: Engine,
+    workers: int = 2,
+    options: ExtractOptions = ExtractOptions(),
+) -> IngestReport:
+    """Ingest every manifest document that changed since it was last stored."""
+    corpus_dir = Path(corpus_dir)
+    manifest = read_manifest(corpus_dir)
+    report = IngestReport()
+    for problem in manifest.problems:
+        record_failure(engine, problem.source, problem.reason, problem.doc_id)
+        report.failed.append(problem)
+    by_id = {row.doc_id: row for row in manifest.rows}
+    jobs = []
+    for row in manifest.rows:
+        path = corpus_dir / row.file
+        if is_current(engine, row.doc_id, file_sha256(path), STAGE_VERSION):
+            report.unchanged.append(row.doc_id)
+        else:
+            jobs.append(ExtractJob(str(path), row.doc_id, row.title or None))
+    for result in extract_many(jobs, workers=workers, options=options):
+        doc_id = result.job.doc_id
+        assert doc_id is not None
+        if result.document is not None:
+            save_document(engine, result.document, by_id[doc_id], STAGE_VERSION)
+            report.ingested.append(doc_id)
+        else:
+            error = result.error or "unknown error"
+            reason = error.split(": ", 1)[1] if error.startswith(result.job.path) else error
+            record_failure(engine, result.job.path, reason, doc_id)
+            report.failed.append(ManifestProblem(doc_id, result.job.path, reason))
+    return report
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temp file and rename, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: object) -> None:
+    write_atomic(path, json.dumps(data, ensure_ascii=False, indent=2) + "\n")

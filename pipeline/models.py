@@ -1,0 +1,118 @@
+"""Plain data passed between stages: documents, passages and manifest rows.
+
+Stages exchange these objects and nothing else, so every stage can be tested on
+its own and the store, the CLI and the flows never reach into another stage's
+internals.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+PassageKind = Literal["paragraph", "heading", "table", "footnote", "turn"]
+
+SECTORS = ("ouderenzorg", "vg", "eerstelijn")
+
+
+def passage_id(doc_sha256: str, char_start: int, char_end: int) -> str:
+    """Stable id: the same bytes segmented the same way always give the same id."""
+    return hashlib.sha256(f"{doc_sha256}:{char_start}:{char_end}".encode()).hexdigest()[:16]
+
+
+def text_hash(text: str) -> str:
+    """Key for annotations and embedding caches: survives re-segmentation of a document."""
+    normalised = " ".join(text.split())
+    return hashlib.sha256(normalised.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Block:
+    """A paragraph-level unit of a document's layout, before sentence segmentation."""
+
+    kind: PassageKind
+    text: str
+    page_start: int
+    page_end: int
+    section: tuple[str, ...] = ()
+    speaker: str | None = None
+    heading_level: int | None = None
+
+
+@dataclass(frozen=True)
+class Passage:
+    """The unit later stages classify and analysts review.
+
+    One to three sentences inside one block; offsets index the document's
+    cleaned text, so ``text == document.text[char_start:char_end]``.
+    """
+
+    id: str
+    kind: PassageKind
+    text: str
+    page_start: int
+    page_end: int
+    char_start: int
+    char_end: int
+    section: tuple[str, ...] = ()
+    speaker: str | None = None
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["section"] = list(self.section)
+        return data
+
+
+@dataclass
+class Document:
+    """A source file after extraction: cleaned text plus passages that index into it."""
+
+    doc_id: str
+    source: str
+    sha256: str
+    pages: int
+    title: str
+    text: str
+    passages: list[Passage]
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {
+            "doc_id": self.doc_id,
+            "source": self.source,
+            "sha256": self.sha256,
+            "pages": self.pages,
+            "title": self.title,
+            "text": self.text,
+            "passages": [p.to_json() for p in self.passages],
+            "warnings": list(self.warnings),
+        }
+
+
+class ManifestRow(BaseModel):
+    """One row of ``corpus/manifest.csv``, validated before any work starts."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    doc_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    file: str = Field(min_length=1)
+    title: str = ""
+    study: str = ""
+    sector: str
+    doc_type: str = ""
+    year: int | None = None
+
+    @field_validator("sector")
+    @classmethod
+    def _known_sector(cls, value: str) -> str:
+        if value not in SECTORS:
+            raise ValueError(f"unknown sector {value!r} (expected one of {', '.join(SECTORS)})")
+        return value
+
+    @field_validator("year", mode="before")
+    @classmethod
+    def _empty_year(cls, value: object) -> object:
+        return None if value in ("", None) else value

@@ -1,0 +1,254 @@
+"""The project store: documents, passages and ingest failures in SQL.
+
+SQLite at ``outputs/mgz.sqlite`` by default; any SQLAlchemy URL (PostgreSQL
+included) works. The schema is owned by Alembic migrations, applied on open, so
+a store made by an older version is upgraded rather than silently mismatched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    delete,
+    event,
+    select,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from pipeline.models import Document, ManifestRow, Passage, text_hash
+
+DEFAULT_STORE_URL = "sqlite:///outputs/mgz.sqlite"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class DocumentRow(Base):
+    __tablename__ = "documents"
+
+    doc_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    source: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    stage_version: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    status: Mapped[str] = mapped_column(String(20))  # ok | failed | retired
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    pages: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    title: Mapped[str] = mapped_column(Text, default="")
+    study: Mapped[str] = mapped_column(String(200), default="")
+    sector: Mapped[str] = mapped_column(String(40), default="")
+    doc_type: Mapped[str] = mapped_column(String(80), default="")
+    year: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    warnings: Mapped[list] = mapped_column(JSON, default=list)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PassageRow(Base):
+    __tablename__ = "passages"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    doc_id: Mapped[str] = mapped_column(ForeignKey("documents.doc_id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(20))
+    text: Mapped[str] = mapped_column(Text)
+    text_hash: Mapped[str] = mapped_column(String(32), index=True)
+    page_start: Mapped[int] = mapped_column(Integer)
+    page_end: Mapped[int] = mapped_column(Integer)
+    char_start: Mapped[int] = mapped_column(Integer)
+    char_end: Mapped[int] = mapped_column(Integer)
+    section: Mapped[list] = mapped_column(JSON, default=list)
+    speaker: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class FailureRow(Base):
+    """Append-only log of every ingest failure, including ones without a doc_id."""
+
+    __tablename__ = "ingest_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    doc_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    source: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(resources.files("pipeline").joinpath("migrations")))
+    config.set_main_option("sqlalchemy.url", url)
+    return config
+
+
+def open_store(url: str = DEFAULT_STORE_URL) -> Engine:
+    """Create the engine, make the SQLite folder, and migrate the schema to head."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, future=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    config = alembic_config(url)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+@contextmanager
+def session(engine: Engine) -> Iterator[Session]:
+    """One transaction: everything in it lands together or not at all."""
+    with Session(engine, expire_on_commit=False) as s, s.begin():
+        yield s
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    doc_id: str
+    sha256: str | None
+    stage_version: str | None
+    status: str
+    error: str | None
+
+
+def stored_document(engine: Engine, doc_id: str) -> StoredDocument | None:
+    with session(engine) as s:
+        row = s.get(DocumentRow, doc_id)
+        if row is None:
+            return None
+        return StoredDocument(row.doc_id, row.sha256, row.stage_version, row.status, row.error)
+
+
+def is_current(engine: Engine, doc_id: str, sha256: str, stage_version: str) -> bool:
+    """True when this exact file was already ingested by this stage version."""
+    stored = stored_document(engine, doc_id)
+    return (
+        stored is not None
+        and stored.status == "ok"
+        and stored.sha256 == sha256
+        and stored.stage_version == stage_version
+    )
+
+
+def save_document(engine: Engine, document: Document, row: ManifestRow | None, stage_version: str) -> None:
+    """Replace a document and all its passages in one transaction."""
+    with session(engine) as s:
+        s.execute(delete(PassageRow).where(PassageRow.doc_id == document.doc_id))
+        s.merge(
+            DocumentRow(
+                doc_id=document.doc_id,
+                source=document.source,
+                sha256=document.sha256,
+                stage_version=stage_version,
+                status="ok",
+                error=None,
+                pages=document.pages,
+                title=(row.title if row and row.title else document.title),
+                study=row.study if row else "",
+                sector=row.sector if row else "",
+                doc_type=row.doc_type if row else "",
+                year=row.year if row else None,
+                text=document.text,
+                warnings=list(document.warnings),
+                updated_at=_now(),
+            )
+        )
+        s.flush()
+        s.add_all(
+            PassageRow(
+                id=p.id,
+                doc_id=document.doc_id,
+                seq=i,
+                kind=p.kind,
+                text=p.text,
+                text_hash=text_hash(p.text),
+                page_start=p.page_start,
+                page_end=p.page_end,
+                char_start=p.char_start,
+                char_end=p.char_end,
+                section=list(p.section),
+                speaker=p.speaker,
+            )
+            for i, p in enumerate(document.passages)
+        )
+
+
+def record_failure(engine: Engine, source: str, reason: str, doc_id: str | None = None) -> None:
+    """Log a failure; a failed document keeps its earlier passages but is marked failed."""
+    with session(engine) as s:
+        s.add(FailureRow(doc_id=doc_id, source=source, reason=reason, created_at=_now()))
+        if doc_id is None:
+            return
+        existing = s.get(DocumentRow, doc_id)
+        if existing is None:
+            s.add(
+                DocumentRow(
+                    doc_id=doc_id, source=source, status="failed", error=reason,
+                    title="", warnings=[], updated_at=_now(),
+                )
+            )
+        else:
+            existing.status = "failed"
+            existing.error = reason
+            existing.updated_at = _now()
+
+
+def load_passages(engine: Engine, doc_id: str) -> list[Passage]:
+    with session(engine) as s:
+        rows = s.scalars(select(PassageRow).where(PassageRow.doc_id == doc_id).order_by(PassageRow.seq))
+        return [
+            Passage(
+                id=r.id, kind=r.kind, text=r.text, page_start=r.page_start, page_end=r.page_end,
+                char_start=r.char_start, char_end=r.char_end, section=tuple(r.section or ()),
+                speaker=r.speaker,
+            )
+            for r in rows
+        ]
+
+
+def document_rows(engine: Engine) -> list[dict]:
+    """Every document with its status, for reports and the CLI."""
+    with session(engine) as s:
+        rows = s.scalars(select(DocumentRow).order_by(DocumentRow.doc_id))
+        return [
+            {
+                "doc_id": r.doc_id, "status": r.status, "error": r.error, "sha256": r.sha256,
+                "pages": r.pages, "title": r.title, "sector": r.sector, "study": r.study,
+                "source": r.source,
+            }
+            for r in rows
+        ]
+
+
+def failures(engine: Engine) -> list[dict]:
+    with session(engine) as s:
+        rows = s.scalars(select(FailureRow).order_by(FailureRow.id))
+        return [{"doc_id": r.doc_id, "source": r.source, "reason": r.reason} for r in rows]
+
