@@ -80,8 +80,8 @@ def _read_pdf_blocks(path: Path, data: bytes, options: ExtractOptions) -> tuple[
 
 
 def _pdf_open_reason(exc: Exception) -> str:
-    name = type(exc).__name__
-    text = f"{name} {exc}".lower()
+    # pdfplumber wraps pdfminer's PDFPasswordIncorrect; its name is only in the args.
+    text = f"{type(exc).__name__} {exc!r}".lower()
     if "password" in text or "encrypt" in text:
         return "encrypted PDF (password protected); decrypt it first"
     return f"corrupt or truncated PDF ({_short(exc)})"

@@ -138,43 +138,52 @@ def find_gutter(rows: list[list[dict]], width: float) -> float | None:
     if len(run) < 6:
         return None
     gutter = (run[0] + run[-1]) / 2
-    left = sum(1 for row in rows if all(w["x1"] <= gutter for w in row))
-    right = sum(1 for row in rows if all(w["x0"] >= gutter for w in row))
+    left = sum(1 for row in rows if any(w["x1"] <= gutter for w in row))
+    right = sum(1 for row in rows if any(w["x0"] >= gutter for w in row))
     if left < 3 or right < 3:
         return None
     return gutter
+
+
+def _justified_edge(rows: list[list[dict]]) -> float:
+    """The column's right edge: where most lines end in justified text (a stray
+    wide word or a superscript must not move it)."""
+    ends = Counter(round(row[-1]["x1"]) for row in rows)
+    if not ends:
+        return 0.0
+    edge, count = ends.most_common(1)[0]
+    return float(edge) if count >= 3 else float(max(ends))
+
+
+def _lines_of(page_no: int, words: list[dict]) -> list[Line]:
+    rows = _word_rows(words)
+    edge = _justified_edge(rows)
+    return [_make_line(page_no, row, edge) for row in rows]
 
 
 def _column_lines(page_no: int, words: list[dict], gutter: float | None) -> list[Line]:
     """Lines of a page in reading order: full-width rows cut the page into bands;
     inside a band the left column is read before the right one."""
     if gutter is None:
-        rows = _word_rows(words)
-        right = max((w["x1"] for w in words), default=0.0)
-        return [_make_line(page_no, row, right) for row in rows]
+        return _lines_of(page_no, words)
 
     spanning_tops = [w["top"] for w in words if w["x0"] < gutter - 1 < gutter + 1 < w["x1"]]
 
     def is_full_width(word: dict) -> bool:
         return any(abs(word["top"] - t) <= 2.0 for t in spanning_tops)
 
-    left_right = max((w["x1"] for w in words if w["x1"] <= gutter), default=gutter)
-    right_right = max((w["x1"] for w in words if w["x0"] >= gutter), default=0.0)
-    full_right = max(left_right, right_right)
     lines: list[Line] = []
     band: list[dict] = []
 
     def flush_band() -> None:
-        left = [w for w in band if w["x1"] <= gutter]
-        right = [w for w in band if w["x1"] > gutter]
-        lines.extend(_make_line(page_no, row, left_right) for row in _word_rows(left))
-        lines.extend(_make_line(page_no, row, right_right) for row in _word_rows(right))
+        lines.extend(_lines_of(page_no, [w for w in band if w["x1"] <= gutter]))
+        lines.extend(_lines_of(page_no, [w for w in band if w["x1"] > gutter]))
         band.clear()
 
     for row in _word_rows(words):
         if any(is_full_width(w) for w in row):
             flush_band()
-            lines.append(_make_line(page_no, row, full_right))
+            lines.append(_make_line(page_no, row, max(w["x1"] for w in words)))
         else:
             band.extend(row)
     flush_band()
@@ -308,8 +317,10 @@ def join_lines(lines: list[str], vocabulary: set[str]) -> str:
         if not out:
             out = line
             continue
-        if out.endswith("\u00ad") or _inside_url(out):
+        if out.endswith("\u00ad"):
             out = out[:-1] + line
+        elif _inside_url(out):
+            out += line
         elif re.search(r"\w-$", out):
             head = out.rsplit(" ", 1)[-1][:-1]  # the word before the hyphen
             nxt = line.split(" ", 1)[0]
