@@ -57,7 +57,9 @@ def main() -> None:
     print(f"{len(paths)} PDFs, {pages} pages, best of {args.repeat}")
     for name, seconds in best.items():
         print(f"  {name:8s} {pages / seconds:7.1f} pages/s  ({seconds:.2f} s)")
-    print(f"cost of mgz extract vs plain extract_text, 1 process:   {best['mgz-1'] / best['plain']:.2f}x (bar: <= 1.5x)")
+    print(
+        f"cost of mgz extract vs plain extract_text, 1 process:   {best['mgz-1'] / best['plain']:.2f}x (bar: <= 1.5x)"
+    )
     print(f"cost of mgz extract vs plain extract_text, {workers} processes: {best['mgz-par'] / best['plain']:.2f}x")
 
 

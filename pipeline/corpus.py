@@ -69,7 +69,9 @@ def read_manifest(corpus_dir: Path) -> Manifest:
             continue
         if row.doc_id in first_line:
             problems.append(
-                ManifestProblem(None, where, f"duplicate doc_id {row.doc_id!r} (first on line {first_line[row.doc_id]})")
+                ManifestProblem(
+                    None, where, f"duplicate doc_id {row.doc_id!r} (first on line {first_line[row.doc_id]})"
+                )
             )
             continue
         first_line[row.doc_id] = line

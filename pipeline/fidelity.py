@@ -42,8 +42,7 @@ def score(extracted: str, truth_paragraphs: list[str], header: str) -> Fidelity:
     fragments = sum(
         1
         for a, b in zip(got_tokens, got_tokens[1:], strict=False)
-        if a.endswith("-") and a[:-1].isalpha() and (a + b) not in truth_text
-        and f"{a} {b}" not in truth_text
+        if a.endswith("-") and a[:-1].isalpha() and (a + b) not in truth_text and f"{a} {b}" not in truth_text
     )
     return Fidelity(
         bigram_recall=matched_bi / max(1, sum(truth_bi.values())),

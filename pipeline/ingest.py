@@ -155,16 +155,68 @@ def _read_txt_blocks(path: Path, data: bytes) -> tuple[list[Block], int, list[st
 # --------------------------------------------------------------------------- speakers
 
 ROLE_WORDS = {
-    "interviewer", "i", "r", "respondent", "deelnemer", "deelnemers", "moderator",
-    "gespreksleider", "voorzitter", "onderzoeker", "participant", "spreker", "vs", "ha", "avg",
+    "interviewer",
+    "i",
+    "r",
+    "respondent",
+    "deelnemer",
+    "deelnemers",
+    "moderator",
+    "gespreksleider",
+    "voorzitter",
+    "onderzoeker",
+    "participant",
+    "spreker",
+    "vs",
+    "ha",
+    "avg",
 }
 NOT_SPEAKERS = {
-    "regio", "tabel", "figuur", "box", "bijlage", "bron", "noot", "afkortingen", "fase", "stap",
-    "doel", "conclusie", "aanbeveling", "thema", "casus", "voorbeeld", "let", "opmerking",
-    "toelichting", "definitie", "kader", "vraag", "antwoord", "inleiding", "samenvatting",
-    "resultaten", "methode", "discussie", "narratieve", "bijvoorbeeld", "dus", "kortom", "ook",
-    "voetnoot", "introductie", "professionals", "documenten", "legenda", "noot", "bronnen",
-    "let op", "tip", "advies", "aanbevelingen", "conclusies", "opmerkingen",
+    "regio",
+    "tabel",
+    "figuur",
+    "box",
+    "bijlage",
+    "bron",
+    "noot",
+    "afkortingen",
+    "fase",
+    "stap",
+    "doel",
+    "conclusie",
+    "aanbeveling",
+    "thema",
+    "casus",
+    "voorbeeld",
+    "let",
+    "opmerking",
+    "toelichting",
+    "definitie",
+    "kader",
+    "vraag",
+    "antwoord",
+    "inleiding",
+    "samenvatting",
+    "resultaten",
+    "methode",
+    "discussie",
+    "narratieve",
+    "bijvoorbeeld",
+    "dus",
+    "kortom",
+    "ook",
+    "voetnoot",
+    "introductie",
+    "professionals",
+    "documenten",
+    "legenda",
+    "bronnen",
+    "let op",
+    "tip",
+    "advies",
+    "aanbevelingen",
+    "conclusies",
+    "opmerkingen",
 }
 _PARENS = r"\((?:[^()]|\([^()]*\))*\)"
 SPEAKER_LABEL = re.compile(
@@ -242,9 +294,7 @@ def _group_sentences(text: str, spans: list[tuple[int, int]]) -> list[tuple[int,
     return [(g[0][0], g[-1][1]) for g in groups]
 
 
-def build_passages(
-    blocks: Sequence[Block], doc_sha256: str, nlp: Language
-) -> tuple[str, list[Passage]]:
+def build_passages(blocks: Sequence[Block], doc_sha256: str, nlp: Language) -> tuple[str, list[Passage]]:
     """Join blocks into the cleaned document text and cut passages that index into it."""
     parts: list[str] = []
     passages: list[Passage] = []
@@ -391,4 +441,3 @@ def _size(path: str) -> int:
         return Path(path).stat().st_size
     except OSError:
         return 0
-

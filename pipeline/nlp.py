@@ -125,8 +125,4 @@ def _merge_fragments(text: str, spans: list[tuple[int, int]]) -> list[tuple[int,
 def lemmas(nlp: Language, text: str, drop_stop_words: bool = True) -> list[str]:
     """Lower-cased lookup lemmas of the content words in ``text``."""
     doc = nlp(text)
-    return [
-        (t.lemma_ or t.text).lower()
-        for t in doc
-        if t.is_alpha and not (drop_stop_words and t.is_stop)
-    ]
+    return [(t.lemma_ or t.text).lower() for t in doc if t.is_alpha and not (drop_stop_words and t.is_stop)]

@@ -28,7 +28,9 @@ LIGATURES = {
     "\ufb05": "st",
     "\ufb06": "st",
 }
-ODD_SPACES = dict.fromkeys(map(ord, "\u00a0\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000"), " ")
+ODD_SPACES = dict.fromkeys(
+    map(ord, "\u00a0\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000"), " "
+)
 INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"), None)
 BULLET_CID = re.compile(r"\(cid:(?:127|149|183)\)")
 UNKNOWN_CID = re.compile(r"\(cid:\d+\)")
@@ -269,7 +271,9 @@ class _Style:
         return line.size < self.body_size - 0.75
 
     def level(self, line: Line) -> int:
-        base = self.heading_sizes.index(line.size) + 1 if line.size in self.heading_sizes else len(self.heading_sizes) + 1
+        base = (
+            self.heading_sizes.index(line.size) + 1 if line.size in self.heading_sizes else len(self.heading_sizes) + 1
+        )
         numbering = re.match(r"^(\d+(?:\.\d+)*)\.?\s", line.text)
         depth = numbering.group(1).count(".") if numbering else 0
         return base + depth
@@ -397,9 +401,7 @@ def build_blocks(layouts: list[PageLayout]) -> list[Block]:
             level = style.level(group[0])
             while section and section[-1][0] >= level:
                 section.pop()
-            blocks.append(
-                Block("heading", text, group[0].page, group[-1].page, _path(section), None, level)
-            )
+            blocks.append(Block("heading", text, group[0].page, group[-1].page, _path(section), None, level))
             section.append((level, text))
         else:
             blocks.append(

@@ -18,9 +18,11 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
     Text,
     create_engine,
@@ -86,6 +88,31 @@ class FailureRow(Base):
     doc_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     source: Mapped[str] = mapped_column(Text)
     reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class EmbeddingRow(Base):
+    """Cache: the same text is never embedded twice by the same encoder."""
+
+    __tablename__ = "embeddings"
+
+    text_hash: Mapped[str] = mapped_column(String(32), primary_key=True)
+    encoder: Mapped[str] = mapped_column(String(80), primary_key=True)
+    dim: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ClassificationRow(Base):
+    """A model's labels for one passage; one row per passage and model version."""
+
+    __tablename__ = "classifications"
+
+    passage_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model_version: Mapped[str] = mapped_column(String(80), primary_key=True)
+    doc_id: Mapped[str] = mapped_column(String(200), index=True)
+    labels: Mapped[dict] = mapped_column(JSON)
+    scores: Mapped[dict] = mapped_column(JSON)
+    needs_review: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -210,8 +237,13 @@ def record_failure(engine: Engine, source: str, reason: str, doc_id: str | None 
         if existing is None:
             s.add(
                 DocumentRow(
-                    doc_id=doc_id, source=source, status="failed", error=reason,
-                    title="", warnings=[], updated_at=_now(),
+                    doc_id=doc_id,
+                    source=source,
+                    status="failed",
+                    error=reason,
+                    title="",
+                    warnings=[],
+                    updated_at=_now(),
                 )
             )
         else:
@@ -225,8 +257,14 @@ def load_passages(engine: Engine, doc_id: str) -> list[Passage]:
         rows = s.scalars(select(PassageRow).where(PassageRow.doc_id == doc_id).order_by(PassageRow.seq))
         return [
             Passage(
-                id=r.id, kind=r.kind, text=r.text, page_start=r.page_start, page_end=r.page_end,
-                char_start=r.char_start, char_end=r.char_end, section=tuple(r.section or ()),
+                id=r.id,
+                kind=r.kind,
+                text=r.text,
+                page_start=r.page_start,
+                page_end=r.page_end,
+                char_start=r.char_start,
+                char_end=r.char_end,
+                section=tuple(r.section or ()),
                 speaker=r.speaker,
             )
             for r in rows
@@ -239,8 +277,16 @@ def document_rows(engine: Engine) -> list[dict]:
         rows = s.scalars(select(DocumentRow).order_by(DocumentRow.doc_id))
         return [
             {
-                "doc_id": r.doc_id, "status": r.status, "error": r.error, "sha256": r.sha256,
-                "pages": r.pages, "title": r.title, "sector": r.sector, "study": r.study,
+                "doc_id": r.doc_id,
+                "status": r.status,
+                "error": r.error,
+                "sha256": r.sha256,
+                "pages": r.pages,
+                "title": r.title,
+                "sector": r.sector,
+                "doc_type": r.doc_type,
+                "year": r.year,
+                "study": r.study,
                 "source": r.source,
             }
             for r in rows
@@ -252,3 +298,73 @@ def failures(engine: Engine) -> list[dict]:
         rows = s.scalars(select(FailureRow).order_by(FailureRow.id))
         return [{"doc_id": r.doc_id, "source": r.source, "reason": r.reason} for r in rows]
 
+
+def cached_embeddings(engine: Engine, encoder: str, hashes: list[str]) -> dict[str, bytes]:
+    """Stored vectors (raw float32 bytes) for the given text hashes."""
+    found: dict[str, bytes] = {}
+    with session(engine) as s:
+        for start in range(0, len(hashes), 500):
+            chunk = hashes[start : start + 500]
+            rows = s.execute(
+                select(EmbeddingRow.text_hash, EmbeddingRow.vector).where(
+                    EmbeddingRow.encoder == encoder, EmbeddingRow.text_hash.in_(chunk)
+                )
+            )
+            found.update({h: v for h, v in rows})
+    return found
+
+
+def save_embeddings(engine: Engine, encoder: str, vectors: dict[str, bytes], dim: int) -> None:
+    with session(engine) as s:
+        for h, vector in vectors.items():
+            s.merge(EmbeddingRow(text_hash=h, encoder=encoder, dim=dim, vector=vector))
+
+
+def classified_passage_ids(engine: Engine, doc_id: str, model_version: str) -> set[str]:
+    with session(engine) as s:
+        rows = s.scalars(
+            select(ClassificationRow.passage_id).where(
+                ClassificationRow.doc_id == doc_id, ClassificationRow.model_version == model_version
+            )
+        )
+        return set(rows)
+
+
+def save_classifications(engine: Engine, doc_id: str, model_version: str, rows: list[dict]) -> None:
+    """Store one document's classifications for one model version, replacing older rows of that version."""
+    with session(engine) as s:
+        s.execute(
+            delete(ClassificationRow).where(
+                ClassificationRow.doc_id == doc_id, ClassificationRow.model_version == model_version
+            )
+        )
+        s.add_all(
+            ClassificationRow(
+                passage_id=r["id"],
+                model_version=model_version,
+                doc_id=doc_id,
+                labels={k: r[k] for k in r if k not in ("id", "scores", "needs_review", "model_version")},
+                scores=r["scores"],
+                needs_review=bool(r["needs_review"]),
+                created_at=_now(),
+            )
+            for r in rows
+        )
+
+
+def load_classifications(engine: Engine, doc_id: str, model_version: str) -> dict[str, dict]:
+    with session(engine) as s:
+        rows = s.scalars(
+            select(ClassificationRow).where(
+                ClassificationRow.doc_id == doc_id, ClassificationRow.model_version == model_version
+            )
+        )
+        return {
+            r.passage_id: {
+                **r.labels,
+                "scores": r.scores,
+                "needs_review": r.needs_review,
+                "model_version": r.model_version,
+            }
+            for r in rows
+        }

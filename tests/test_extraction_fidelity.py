@@ -31,7 +31,9 @@ def test_no_page_numbers_or_headers_as_lines(extracted, doc_id):
     header = truth(doc_id)["header"]
     blocks = extracted[doc_id].text.split("\n\n")
     assert header not in blocks
-    assert not [b for b in blocks if b.strip().isdigit() and len(b.strip()) <= 3 and b not in truth(doc_id)["paragraphs"]]
+    assert not [
+        b for b in blocks if b.strip().isdigit() and len(b.strip()) <= 3 and b not in truth(doc_id)["paragraphs"]
+    ]
 
 
 def test_plain_pdfplumber_is_worse_so_the_metric_can_fail():

@@ -49,7 +49,9 @@ def two_column_page(header: str, title: str | None = None) -> dict:
 
 
 def test_two_columns_read_column_by_column_without_header_or_page_numbers(tmp_path, nlp):
-    pdf = make_pdf(tmp_path / "twee.pdf", [two_column_page("Lopende kop", "Titel van het rapport"), two_column_page("Lopende kop")])
+    pdf = make_pdf(
+        tmp_path / "twee.pdf", [two_column_page("Lopende kop", "Titel van het rapport"), two_column_page("Lopende kop")]
+    )
     doc = extract_document(pdf, nlp)
     text = doc.text
     assert "Lopende kop" not in text

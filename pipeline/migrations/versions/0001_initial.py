@@ -37,8 +37,10 @@ def upgrade() -> None:
         "passages",
         sa.Column("id", sa.String(32), primary_key=True),
         sa.Column(
-            "doc_id", sa.String(200),
-            sa.ForeignKey("documents.doc_id", ondelete="CASCADE"), nullable=False,
+            "doc_id",
+            sa.String(200),
+            sa.ForeignKey("documents.doc_id", ondelete="CASCADE"),
+            nullable=False,
         ),
         sa.Column("seq", sa.Integer(), nullable=False),
         sa.Column("kind", sa.String(20), nullable=False),

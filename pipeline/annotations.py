@@ -1,0 +1,380 @@
+"""Reference coding of the bundled corpus: records, agreement, and checks.
+
+Annotations are versioned JSONL keyed by the passage text hash, so they survive
+re-segmentation as long as a passage's text is unchanged. The raw files hold
+each coder's independent work; ``reference.jsonl`` holds the final labels
+(first coder, with disagreements on the double-coded sample adjudicated).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from nltk.metrics.agreement import AnnotationTask
+from nltk.metrics.distance import masi_distance
+from sklearn.metrics import cohen_kappa_score
+
+from pipeline.codebook import Codebook
+from pipeline.models import Passage, text_hash
+
+NONE_LABEL = "(geen)"
+
+
+@dataclass(frozen=True)
+class Coding:
+    """One coder's labels for one passage, as stored in JSONL."""
+
+    text_hash: str
+    passage_id: str
+    doc_id: str
+    labels: dict  # field id -> list (multi) or str | None (single)
+    coder: str
+    date: str
+    note: str = ""
+
+    @classmethod
+    def from_json(cls, record: dict, codebook: Codebook) -> Coding:
+        return cls(
+            text_hash=record["text_hash"],
+            passage_id=record.get("passage_id", ""),
+            doc_id=record.get("doc_id", ""),
+            labels={f: record.get(f) for f in codebook.fields},
+            coder=record.get("coder", ""),
+            date=record.get("date", ""),
+            note=record.get("note", "") or "",
+        )
+
+    def to_json(self) -> dict:
+        return {
+            "text_hash": self.text_hash,
+            "passage_id": self.passage_id,
+            "doc_id": self.doc_id,
+            **self.labels,
+            "coder": self.coder,
+            "date": self.date,
+            "note": self.note,
+        }
+
+
+def read_codings(paths: Iterable[Path], codebook: Codebook) -> list[Coding]:
+    """Read JSONL files; a malformed line raises ValueError naming file and line."""
+    codings = []
+    for path in paths:
+        for number, line in enumerate(Path(path).read_text("utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{number}: not JSON ({exc.msg})") from None
+            problems = codebook.validate(record)
+            if problems:
+                raise ValueError(f"{path}:{number}: {'; '.join(problems)}")
+            codings.append(Coding.from_json(record, codebook))
+    return codings
+
+
+def write_codings(path: Path, codings: Sequence[Coding]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(c.to_json(), ensure_ascii=False) + "\n" for c in codings), "utf-8")
+    tmp.replace(path)
+
+
+def by_text_hash(codings: Iterable[Coding]) -> dict[str, Coding]:
+    """Last coding per text hash wins (files are read in order)."""
+    return {c.text_hash: c for c in codings}
+
+
+def build_reference(
+    primary: Sequence[Coding], adjudicated: Sequence[Coding], extra: Sequence[Coding] = ()
+) -> list[Coding]:
+    """Final labels: the primary coding, replaced where a disagreement was adjudicated.
+
+    ``extra`` holds codings for passages that the primary batches did not cover
+    (e.g. passages created by a later segmentation fix), coded the same way.
+    """
+    final = by_text_hash(primary)
+    final.update(by_text_hash(extra))
+    final.update(by_text_hash(adjudicated))
+    return list(final.values())
+
+
+# --------------------------------------------------------------------------- agreement
+
+
+def _single(value: str | None) -> str:
+    return value if value is not None else NONE_LABEL
+
+
+def agreement(first: Sequence[Coding], second: Sequence[Coding], codebook: Codebook) -> dict:
+    """Inter-coder agreement on the passages both coders coded.
+
+    Single-label fields: Cohen's kappa (an empty value is its own category).
+    ``interactie_type`` is judged only where at least one coder coded
+    ``interactie``, so that agreeing on "not applicable" does not inflate it.
+    Multi-label fields: Cohen's kappa per label (present/absent) and
+    Krippendorff's alpha with the MASI set distance over whole label sets.
+    """
+    a, b = by_text_hash(first), by_text_hash(second)
+    shared = sorted(set(a) & set(b))
+    result: dict = {"n": len(shared), "fields": {}}
+    for field in codebook.fields.values():
+        if field.multi:
+            per_label = {}
+            for label in field.ids:
+                x = [label in a[h].labels[field.id] for h in shared]
+                y = [label in b[h].labels[field.id] for h in shared]
+                per_label[label] = _kappa(x, y)
+            task = AnnotationTask(
+                data=[
+                    (coder, h, frozenset(src[h].labels[field.id]))
+                    for coder, src in (("a", a), ("b", b))
+                    for h in shared
+                ],
+                distance=_set_distance,
+            )
+            exact = sum(set(a[h].labels[field.id]) == set(b[h].labels[field.id]) for h in shared) / max(1, len(shared))
+            result["fields"][field.id] = {
+                "alpha_masi": _round(task.alpha()),
+                "exact_match": _round(exact),
+                "kappa_per_label": per_label,
+            }
+        else:
+            items = shared
+            if field.requires:
+                req_field, req_label = field.requires
+                items = [
+                    h
+                    for h in shared
+                    if req_label in (a[h].labels.get(req_field) or [])
+                    or req_label in (b[h].labels.get(req_field) or [])
+                ]
+            x = [_single(a[h].labels[field.id]) for h in items]
+            y = [_single(b[h].labels[field.id]) for h in items]
+            result["fields"][field.id] = {
+                "n": len(items),
+                "kappa": _kappa(x, y),
+                "percent_agreement": _round(sum(p == q for p, q in zip(x, y, strict=True)) / max(1, len(items))),
+            }
+    return result
+
+
+def _set_distance(x: frozenset, y: frozenset) -> float:
+    """MASI distance; two empty label sets agree (nltk divides by zero there)."""
+    return 0.0 if not x and not y else masi_distance(x, y)
+
+
+def _kappa(x: Sequence, y: Sequence) -> float | None:
+    if not x:
+        return None
+    if len(set(x) | set(y)) < 2:
+        return 1.0  # both coders used one and the same category throughout
+    return _round(cohen_kappa_score(x, y))
+
+
+def _round(value: float) -> float:
+    return round(float(value), 3)
+
+
+def disagreements(first: Sequence[Coding], second: Sequence[Coding], codebook: Codebook) -> list[tuple[Coding, Coding]]:
+    a, b = by_text_hash(first), by_text_hash(second)
+    out = []
+    for h in sorted(set(a) & set(b)):
+        if any(_norm(a[h].labels[f]) != _norm(b[h].labels[f]) for f in codebook.fields):
+            out.append((a[h], b[h]))
+    return out
+
+
+def _norm(value: object) -> object:
+    return tuple(sorted(value)) if isinstance(value, list) else value
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def label_counts(
+    passages_by_doc: dict[str, list[Passage]], sectors: dict[str, str], reference: dict[str, Coding], codebook: Codebook
+) -> dict:
+    """Label counts per document and per sector (multi-label fields count each label)."""
+    per_doc: dict[str, dict[str, Counter]] = {}
+    per_sector: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
+    for doc_id, passages in passages_by_doc.items():
+        counts: dict[str, Counter] = defaultdict(Counter)
+        for passage in passages:
+            coding = reference.get(text_hash(passage.text))
+            if coding is None:
+                continue
+            for field in codebook.fields.values():
+                value = coding.labels[field.id]
+                for label in value if field.multi else [_single(value)]:
+                    counts[field.id][label] += 1
+                    per_sector[sectors.get(doc_id, "")][field.id][label] += 1
+        per_doc[doc_id] = counts
+    return {
+        "documents": {d: {f: dict(c) for f, c in fields.items()} for d, fields in per_doc.items()},
+        "sectors": {s: {f: dict(c) for f, c in fields.items()} for s, fields in per_sector.items()},
+    }
+
+
+# --------------------------------------------------------------------------- researchers' structure
+
+
+@dataclass(frozen=True)
+class StructureCheck:
+    """How often our coding agrees with what the study's own structure says."""
+
+    name: str
+    n: int
+    agree: int
+
+    @property
+    def rate(self) -> float:
+        return self.agree / self.n if self.n else 0.0
+
+
+def section_check(
+    passages: Sequence[Passage], reference: dict[str, Coding], heading_to_condition: dict[str, str], min_page: int = 1
+) -> StructureCheck:
+    """Paragraphs under a findings heading named after a condition should carry that condition."""
+    n = agree = 0
+    for p in passages:
+        if p.kind not in ("paragraph", "turn") or not p.section or p.page_start < min_page:
+            continue
+        expected = heading_to_condition.get(p.section[-1])
+        coding = reference.get(text_hash(p.text))
+        if expected is None or coding is None:
+            continue
+        n += 1
+        agree += expected in (coding.labels.get("conditions") or [])
+    return StructureCheck("section headings → condition", n, agree)
+
+
+BOX_TITLE = re.compile(r"^Illustrerende? citat(?:en|aat)\b", re.I)
+BARRIER_WORDS = re.compile(r"belemmer|\bremt\b|hinder", re.I)
+FACILITATOR_WORDS = re.compile(r"faciliteer|faciliter|bevorder|stimuleer|essentieel", re.I)
+
+
+def quote_box_check(passages: Sequence[Passage], reference: dict[str, Coding]) -> StructureCheck:
+    """Quotes under a box titled '… belemmert …' / '… faciliteert …' should carry that polarity.
+
+    Titles that negate ("hoeft geen belemmering te zijn") are skipped: their
+    direction is not stated plainly.
+    """
+    n = agree = 0
+    expected: str | None = None
+    for p in passages:
+        if BOX_TITLE.match(p.text):
+            expected = _box_polarity(p.text)
+            continue
+        if not (p.text.startswith(("“", '"')) or "”" in p.text):
+            expected = None  # the box ends where running text resumes
+            continue
+        coding = reference.get(text_hash(p.text))
+        if expected is None or coding is None:
+            continue
+        n += 1
+        agree += coding.labels.get("polarity") == expected
+    return StructureCheck("quote boxes '… belemmert / faciliteert …' → polarity", n, agree)
+
+
+def _box_polarity(title: str) -> str | None:
+    if re.search(r"\bgeen\b|\bniet\b", title, re.I):
+        return None
+    if BARRIER_WORDS.search(title):
+        return "belemmerend"
+    if FACILITATOR_WORDS.search(title):
+        return "bevorderend"
+    return None
+
+
+# --------------------------------------------------------------------------- the bundled reference
+
+
+@dataclass(frozen=True)
+class AnnotationSet:
+    """Where the reference coding lives; every path is explicit (no hidden defaults in stages)."""
+
+    root: Path
+
+    @property
+    def primary(self) -> list[Path]:
+        return sorted((self.root / "raw").glob("batch*.jsonl"))
+
+    @property
+    def second(self) -> list[Path]:
+        return sorted((self.root / "raw").glob("double-*.jsonl"))
+
+    @property
+    def adjudicated(self) -> Path:
+        return self.root / "adjudicated.jsonl"
+
+    @property
+    def extra(self) -> Path:
+        return self.root / "extra-coded.jsonl"
+
+    @property
+    def reference(self) -> Path:
+        return self.root / "reference.jsonl"
+
+    def build(self, codebook: Codebook) -> list[Coding]:
+        """Rebuild ``reference.jsonl`` from the raw, adjudicated and extra codings."""
+        existing = [p for p in (self.adjudicated,) if p.exists()]
+        extra = [p for p in (self.extra,) if p.exists()]
+        final = build_reference(
+            read_codings(self.primary, codebook), read_codings(existing, codebook), read_codings(extra, codebook)
+        )
+        write_codings(self.reference, final)
+        return final
+
+
+def annotation_stats(
+    passages_by_doc: dict[str, list[Passage]],
+    sectors: dict[str, str],
+    codebook: Codebook,
+    annotations: AnnotationSet,
+    structure: dict | None = None,
+) -> dict:
+    """Counts, coverage and agreement figures for ``mgz annotations stats``."""
+    reference = by_text_hash(read_codings([annotations.reference], codebook))
+    primary = read_codings(annotations.primary, codebook)
+    second = read_codings(annotations.second, codebook)
+    agreed = agreement(primary, second, codebook)
+    fields = agreed["fields"]
+    all_passages = [p for ps in passages_by_doc.values() for p in ps]
+    missing = [p for p in all_passages if text_hash(p.text) not in reference]
+    checks = []
+    for doc_id, spec in (structure or {}).items():
+        passages = passages_by_doc.get(doc_id, [])
+        if spec.get("headings"):
+            check = section_check(passages, reference, spec["headings"], spec.get("min_page", 1))
+            checks.append(
+                {"doc_id": doc_id, "check": check.name, "n": check.n, "agree": check.agree, "rate": _round(check.rate)}
+            )
+        if spec.get("quote_boxes"):
+            check = quote_box_check(passages, reference)
+            checks.append(
+                {"doc_id": doc_id, "check": check.name, "n": check.n, "agree": check.agree, "rate": _round(check.rate)}
+            )
+    return {
+        "documents": len(passages_by_doc),
+        "passages": len(all_passages),
+        "coded": len(all_passages) - len(missing),
+        "uncoded_passage_ids": [p.id for p in missing],
+        "double_coded": agreed["n"],
+        "agreement": {
+            "polarity_kappa": fields.get("polarity", {}).get("kappa"),
+            "primary_condition_kappa": fields.get("primary_condition", {}).get("kappa"),
+            "interactie_type_kappa": fields.get("interactie_type", {}).get("kappa"),
+            "conditions_alpha": fields.get("conditions", {}).get("alpha_masi"),
+            "stakeholders_alpha": fields.get("stakeholders", {}).get("alpha_masi"),
+        },
+        "agreement_detail": fields,
+        "structure_checks": checks,
+        "label_counts": label_counts(passages_by_doc, sectors, reference, codebook),
+    }

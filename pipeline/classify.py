@@ -1,0 +1,573 @@
+"""Passage classifier: conditions, interaction type, primary condition, polarity, stakeholders.
+
+Two views of a passage are modelled separately and combined:
+
+* a linear model on TF-IDF of Dutch lookup lemmas (word 1–2-grams, with glossary
+  expansions and context tokens for section path, sector, document type and
+  passage kind) plus character 2–5-grams of the raw text;
+* a linear model on sentence embeddings from an offline multilingual encoder.
+
+Per label (multi-label fields) or per field (single-label fields) the two
+probabilities are mixed with a weight chosen on out-of-fold predictions, then
+calibrated with isotonic regression on those same out-of-fold scores, and
+multi-label thresholds are tuned there too. Out-of-fold means grouped by
+document, so every choice is made for documents the model has not seen.
+
+The estimator follows scikit-learn's fit/predict shape and holds only standard
+scikit-learn objects, NumPy arrays and plain data, so it persists with skops.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from scipy import sparse
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GroupKFold
+from spacy.language import Language
+
+from pipeline.codebook import Codebook
+
+MIX_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+REVIEW_MARGIN = 0.15  # a multi-label score this close to its threshold is uncertain
+REVIEW_MIN_CONFIDENCE = 0.6  # a single-label decision below this is uncertain
+
+
+@dataclass(frozen=True)
+class PassageInput:
+    """What the classifier sees of a passage."""
+
+    id: str
+    text: str
+    section: str = ""
+    sector: str = ""
+    doc_type: str = ""
+    kind: str = "paragraph"
+    doc_id: str = ""
+
+
+def lemma_document(nlp: Language, item: PassageInput, doc=None) -> str:
+    """Content lemmas, glossary expansions and context tokens as one string for TF-IDF."""
+    doc = doc if doc is not None else nlp(item.text)
+    tokens = []
+    for t in doc:
+        if t.is_alpha and not t.is_stop:
+            tokens.append((t.lemma_ or t.text).lower())
+        if t._.expansion:
+            tokens.extend(w.lower() for w in t._.expansion.split() if len(w) > 2)
+    section = nlp.make_doc(item.section.lower()) if item.section else []
+    tokens += [f"sec_{t.text}" for t in section if t.is_alpha and not t.is_stop and len(t.text) > 2]
+    tokens += [
+        f"ctx_sector_{item.sector or 'onbekend'}",
+        f"ctx_type_{item.doc_type or 'onbekend'}",
+        f"ctx_kind_{item.kind}",
+    ]
+    return " ".join(tokens)
+
+
+def lemma_documents(nlp: Language, items: Sequence[PassageInput]) -> list[str]:
+    docs = nlp.pipe([i.text for i in items], batch_size=256)
+    return [lemma_document(nlp, item, doc) for item, doc in zip(items, docs, strict=True)]
+
+
+@dataclass
+class TextFeatures:
+    """Word TF-IDF on lemma documents plus char TF-IDF on raw text."""
+
+    words: TfidfVectorizer = field(
+        default_factory=lambda: TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, token_pattern=r"\S+")
+    )
+    chars: TfidfVectorizer = field(
+        default_factory=lambda: TfidfVectorizer(
+            analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True, max_features=60000, lowercase=True
+        )
+    )
+
+    def fit_transform(self, lemmas: Sequence[str], texts: Sequence[str]) -> sparse.csr_matrix:
+        return sparse.hstack([self.words.fit_transform(lemmas), self.chars.fit_transform(texts)]).tocsr()
+
+    def transform(self, lemmas: Sequence[str], texts: Sequence[str]) -> sparse.csr_matrix:
+        return sparse.hstack([self.words.transform(lemmas), self.chars.transform(texts)]).tocsr()
+
+
+def _targets(codings: Sequence[dict], codebook: Codebook) -> dict[str, tuple[list[str], np.ndarray]]:
+    """Per model: (class ids, y). Multi-label fields become one binary target per label."""
+    targets: dict[str, tuple[list[str], np.ndarray]] = {}
+    for f in codebook.fields.values():
+        if f.multi:
+            for label in f.ids:
+                targets[f"{f.id}:{label}"] = (["0", "1"], np.array([int(label in c[f.id]) for c in codings]))
+        else:
+            classes = [*f.ids, "__none__"]
+            targets[f.id] = (
+                classes,
+                np.array([classes.index(c[f.id] if c[f.id] is not None else "__none__") for c in codings]),
+            )
+    return targets
+
+
+def _lr(C: float) -> LogisticRegression:
+    return LogisticRegression(C=C, max_iter=3000, class_weight="balanced")
+
+
+def _fit_predict(X_fit, y_fit, X_pred, n_classes: int, C: float) -> np.ndarray:
+    """Probabilities for every class index (columns for classes absent from y_fit stay 0)."""
+    out = np.zeros((X_pred.shape[0], n_classes))
+    present = np.unique(y_fit)
+    if len(present) == 1:
+        out[:, present[0]] = 1.0
+        return out
+    model = _lr(C).fit(X_fit, y_fit)
+    out[:, model.classes_] = model.predict_proba(X_pred)
+    return out
+
+
+@dataclass
+class _Head:
+    """One target: its two linear models, mix weight, calibrators, and threshold."""
+
+    classes: list[str]
+    text_model: LogisticRegression | None
+    embed_model: LogisticRegression | None
+    constant: int | None
+    weight: float
+    calibrators: list[IsotonicRegression]
+    threshold: float = 0.5
+
+    def raw(self, X_text, X_embed) -> np.ndarray:
+        n = X_text.shape[0]
+        if self.constant is not None:
+            out = np.zeros((n, len(self.classes)))
+            out[:, self.constant] = 1.0
+            return out
+        p = np.zeros((n, len(self.classes)))
+        q = np.zeros((n, len(self.classes)))
+        p[:, self.text_model.classes_] = self.text_model.predict_proba(X_text)
+        q[:, self.embed_model.classes_] = self.embed_model.predict_proba(X_embed)
+        return self.weight * p + (1 - self.weight) * q
+
+    def proba(self, X_text, X_embed) -> np.ndarray:
+        return _calibrate(self.raw(X_text, X_embed), self.calibrators)
+
+
+def _calibrate(raw: np.ndarray, calibrators: list[IsotonicRegression]) -> np.ndarray:
+    if not calibrators:
+        return raw
+    out = np.column_stack([cal.predict(raw[:, k]) for k, cal in enumerate(calibrators)])
+    if out.shape[1] > 2:  # one-vs-rest calibration of a multi-class field: renormalise
+        total = out.sum(axis=1, keepdims=True)
+        out = np.where(total > 0, out / np.where(total == 0, 1, total), raw)
+    else:
+        out[:, 0] = 1 - out[:, 1]
+    return out
+
+
+def _best_threshold(scores: np.ndarray, y: np.ndarray) -> float:
+    best, best_f1 = 0.5, -1.0
+    for t in np.arange(0.1, 0.91, 0.025):
+        pred = scores >= t
+        tp = int((pred & (y == 1)).sum())
+        fp = int((pred & (y == 0)).sum())
+        fn = int((~pred & (y == 1)).sum())
+        f1 = 2 * tp / max(1, 2 * tp + fp + fn)
+        if f1 > best_f1 + 1e-9:
+            best, best_f1 = float(t), f1
+    return best
+
+
+def _score(prob: np.ndarray, y: np.ndarray, binary: bool) -> float:
+    """Selection criterion on out-of-fold predictions: best F1 for a label, macro-F1 for a field."""
+    if binary:
+        t = _best_threshold(prob[:, 1], y)
+        pred = (prob[:, 1] >= t).astype(int)
+        tp = int(((pred == 1) & (y == 1)).sum())
+        return 2 * tp / max(1, 2 * tp + int(((pred == 1) & (y == 0)).sum()) + int(((pred == 0) & (y == 1)).sum()))
+    pred = prob.argmax(axis=1)
+    f1s = []
+    for k in np.unique(y):
+        tp = int(((pred == k) & (y == k)).sum())
+        f1s.append(2 * tp / max(1, int((pred == k).sum()) + int((y == k).sum())))
+    return float(np.mean(f1s))
+
+
+@dataclass
+class PassageClassifier:
+    """Fit on passages with reference codings; predict codebook labels with calibrated scores."""
+
+    codebook_id: str
+    codebook_version: str
+    fields: dict[str, dict]  # field id -> {"multi": bool, "ids": [...], "requires": (field, label) | None}
+    C_text: float = 4.0
+    C_embed: float = 1.0
+    inner_folds: int = 3
+    features: TextFeatures = field(default_factory=TextFeatures)
+    heads: dict[str, _Head] = field(default_factory=dict)
+
+    @classmethod
+    def for_codebook(cls, codebook: Codebook, **params) -> PassageClassifier:
+        return cls(
+            codebook_id=codebook.id,
+            codebook_version=codebook.version,
+            fields={
+                f.id: {
+                    "multi": f.multi,
+                    "ids": list(f.ids),
+                    "requires": list(f.requires) if f.requires else None,
+                    "labels_from": f.labels_from,
+                }
+                for f in codebook.fields.values()
+            },
+            **params,
+        )
+
+    def fit(
+        self,
+        lemmas: Sequence[str],
+        texts: Sequence[str],
+        embeddings: np.ndarray,
+        codings: Sequence[dict],
+        groups: Sequence[str],
+        codebook: Codebook,
+    ) -> PassageClassifier:
+        X_text = self.features.fit_transform(lemmas, texts)
+        X_embed = np.asarray(embeddings)
+        groups = np.asarray(groups)
+        n_splits = min(self.inner_folds, len(set(groups)))
+        folds = list(GroupKFold(n_splits=n_splits).split(X_embed, groups=groups)) if n_splits >= 2 else []
+        requires = {f.id: f.requires for f in codebook.fields.values()}
+        for name, (classes, y) in _targets(codings, codebook).items():
+            rows = np.arange(len(y))
+            req = requires.get(name)
+            if req is not None:  # interactie_type: learn only where interactie applies
+                rows = np.array([i for i, c in enumerate(codings) if req[1] in (c.get(req[0]) or [])])
+                if len(rows) == 0:
+                    continue
+            self.heads[name] = self._fit_head(X_text, X_embed, y, rows, folds, classes)
+        return self
+
+    def _fit_head(self, X_text, X_embed, y, rows, folds, classes) -> _Head:
+        n_classes = len(classes)
+        binary = classes == ["0", "1"]
+        y_rows = y[rows]
+        present = np.unique(y_rows)
+        if len(present) == 1:
+            return _Head(classes, None, None, int(present[0]), 1.0, [], 0.5)
+        oof_text = np.zeros((len(rows), n_classes))
+        oof_embed = np.zeros((len(rows), n_classes))
+        row_set = {r: i for i, r in enumerate(rows)}
+        for train, test in folds:
+            tr = [r for r in train if r in row_set]
+            te = [r for r in test if r in row_set]
+            if not te or not tr:
+                continue
+            idx = [row_set[r] for r in te]
+            oof_text[idx] = _fit_predict(X_text[tr], y[tr], X_text[te], n_classes, self.C_text)
+            oof_embed[idx] = _fit_predict(X_embed[tr], y[tr], X_embed[te], n_classes, self.C_embed)
+        weight = max(MIX_WEIGHTS, key=lambda w: _score(w * oof_text + (1 - w) * oof_embed, y_rows, binary))
+        oof = weight * oof_text + (1 - weight) * oof_embed
+        calibrators = (
+            [
+                IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(
+                    oof[:, k], (y_rows == k).astype(float)
+                )
+                for k in range(n_classes)
+            ]
+            if folds
+            else []
+        )
+        threshold = _best_threshold(_calibrate(oof, calibrators)[:, 1], y_rows) if binary and folds else 0.5
+        text_model = _lr(self.C_text).fit(X_text[rows], y_rows)
+        embed_model = _lr(self.C_embed).fit(X_embed[rows], y_rows)
+        return _Head(classes, text_model, embed_model, None, weight, calibrators, threshold)
+
+    # ------------------------------------------------------------------ predict
+
+    def predict(
+        self,
+        ids: Sequence[str],
+        lemmas: Sequence[str],
+        texts: Sequence[str],
+        embeddings: np.ndarray,
+        model_version: str,
+    ) -> list[dict]:
+        """Labels, per-label calibrated scores and ``needs_review`` for each passage."""
+        X_text = self.features.transform(lemmas, texts)
+        X_embed = np.asarray(embeddings)
+        probs = {name: head.proba(X_text, X_embed) for name, head in self.heads.items()}
+        return [self._decide(i, probs, ids[i], model_version) for i in range(len(ids))]
+
+    def _decide(self, i: int, probs: dict[str, np.ndarray], passage_id: str, model_version: str) -> dict:
+        labels: dict = {}
+        scores: dict = {}
+        uncertain = []
+        multi_fields = [f for f, spec in self.fields.items() if spec["multi"]]
+        for f in multi_fields:
+            chosen, scores[f] = [], {}
+            for label in self.fields[f]["ids"]:
+                head = self.heads.get(f"{f}:{label}")
+                if head is None:
+                    continue
+                p = float(probs[f"{f}:{label}"][i, 1])
+                scores[f][label] = round(p, 4)
+                if p >= head.threshold:
+                    chosen.append(label)
+                if abs(p - head.threshold) < REVIEW_MARGIN:
+                    uncertain.append(f"{f}:{label}")
+            labels[f] = chosen
+        for f, spec in self.fields.items():
+            if spec["multi"]:
+                continue
+            head = self.heads.get(f)
+            if head is None:
+                labels[f] = None
+                continue
+            p = probs[f][i]
+            allowed = list(range(len(head.classes)))
+            if spec["labels_from"]:  # primary_condition: one of the predicted conditions, or none
+                chosen = labels.get(spec["labels_from"], [])
+                allowed = [k for k, c in enumerate(head.classes) if c in chosen] or [head.classes.index("__none__")]
+            if spec["requires"]:
+                req_field, req_label = spec["requires"]
+                if req_label not in labels.get(req_field, []):
+                    labels[f] = None
+                    continue
+                allowed = [k for k, c in enumerate(head.classes) if c != "__none__"]
+            best = max(allowed, key=lambda k: p[k])
+            value = head.classes[best]
+            labels[f] = None if value == "__none__" else value
+            scores[f] = {c: round(float(p[k]), 4) for k, c in enumerate(head.classes) if c != "__none__"}
+            confidence = float(p[best]) / max(1e-9, float(sum(p[k] for k in allowed)))
+            if confidence < REVIEW_MIN_CONFIDENCE:
+                uncertain.append(f)
+        return {
+            "id": passage_id,
+            **labels,
+            "scores": scores,
+            "needs_review": bool(uncertain),
+            "uncertain": uncertain,
+            "model_version": model_version,
+        }
+
+
+# --------------------------------------------------------------------------- persistence
+
+MODEL_FILE = "classifier.skops"
+CARD_FILE = "model-card.json"
+# Our own classes inside the skops file; anything else untrusted refuses to load.
+TRUSTED_TYPES = {
+    "pipeline.classify.PassageClassifier",
+    "pipeline.classify._Head",
+    "pipeline.classify.TextFeatures",
+}
+
+
+class ModelError(RuntimeError):
+    """A model that cannot be used: missing, tampered with, or made for another codebook."""
+
+
+def save_model(directory: Path, model: PassageClassifier, card: dict) -> None:
+    """Write the model (skops, no pickle) and its card; the card's version names the pair."""
+    import skops.io as sio
+
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f".{MODEL_FILE}.tmp"
+    sio.dump(model, tmp)
+    tmp.replace(directory / MODEL_FILE)
+    (directory / CARD_FILE).write_text(json.dumps(card, ensure_ascii=False, indent=2) + "\n", "utf-8")
+
+
+def load_model(directory: Path, codebook: Codebook) -> tuple[PassageClassifier, dict]:
+    """Load a saved model, refusing unknown types and a codebook that does not match."""
+    import skops.io as sio
+
+    path, card_path = directory / MODEL_FILE, directory / CARD_FILE
+    if not path.exists() or not card_path.exists():
+        raise ModelError(f"{directory}: no trained model here; run `mgz train` first")
+    card = json.loads(card_path.read_text("utf-8"))
+    if (card.get("codebook_id"), card.get("codebook_version")) != (codebook.id, codebook.version):
+        raise ModelError(
+            f"{path}: trained for codebook {card.get('codebook_id')} {card.get('codebook_version')}, "
+            f"but the codebook in use is {codebook.id} {codebook.version}; retrain with `mgz train`"
+        )
+    untrusted = set(sio.get_untrusted_types(file=path))
+    unexpected = {t for t in untrusted if t not in TRUSTED_TYPES and not t.startswith(("sklearn.", "numpy.", "scipy."))}
+    if unexpected:
+        raise ModelError(f"{path}: refuses to load unexpected types {sorted(unexpected)}")
+    model = sio.load(path, trusted=sorted(untrusted))
+    return model, card
+
+
+# --------------------------------------------------------------------------- applying the stage
+
+
+def training_fingerprint(items: Sequence[PassageInput], codings: Sequence[dict], params: dict, encoder: str) -> str:
+    """Hash of what a model was trained on: texts, labels, parameters and encoder."""
+    digest = hashlib.sha256()
+    for item, coding in zip(items, codings, strict=True):
+        digest.update(item.text.encode())
+        digest.update(json.dumps(coding, sort_keys=True).encode())
+    digest.update(json.dumps(params, sort_keys=True).encode())
+    digest.update(encoder.encode())
+    return digest.hexdigest()
+
+
+def train(
+    items: Sequence[PassageInput],
+    lemmas: Sequence[str],
+    embeddings: np.ndarray,
+    codings: Sequence[dict],
+    codebook: Codebook,
+    encoder_name: str,
+    params: dict | None = None,
+    evaluation: dict | None = None,
+) -> tuple[PassageClassifier, dict]:
+    """Fit on every coded passage; return the model and its card (version, data hash, CV figures)."""
+    params = params or {}
+    model = PassageClassifier.for_codebook(codebook, **params).fit(
+        lemmas, [i.text for i in items], embeddings, codings, [i.doc_id for i in items], codebook
+    )
+    fingerprint = training_fingerprint(items, codings, params, encoder_name)
+    card = {
+        "model_version": f"clf-{fingerprint[:12]}",
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "codebook_id": codebook.id,
+        "codebook_version": codebook.version,
+        "encoder": encoder_name,
+        "training_data_sha256": fingerprint,
+        "n_passages": len(items),
+        "documents": sorted({i.doc_id for i in items}),
+        "params": params,
+        "mix_weights_text": {name: head.weight for name, head in model.heads.items()},
+        "thresholds": {name: head.threshold for name, head in model.heads.items() if head.classes == ["0", "1"]},
+        "evaluation": evaluation or {},
+    }
+    return model, card
+
+
+VALID_SECTORS = ("ouderenzorg", "vg", "eerstelijn", "")
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}"
+
+
+def read_input_rows(path: Path) -> tuple[list[PassageInput], list[RowProblem]]:
+    """Rows ``{id, text}`` (+ section, sector, doc_type) from JSONL or CSV; bad rows reported, not fatal."""
+    import csv
+
+    items, problems = [], []
+    if path.suffix.lower() == ".csv":
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            raw_rows = [(n, dict(r)) for n, r in enumerate(csv.DictReader(handle), start=2)]
+    else:
+        raw_rows = []
+        for n, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                problems.append(RowProblem(n, f"not JSON ({exc.msg})"))
+                continue
+            if not isinstance(row, dict):
+                problems.append(RowProblem(n, "not a JSON object"))
+                continue
+            raw_rows.append((n, row))
+    seen: set[str] = set()
+    for n, row in raw_rows:
+        text = str(row.get("text") or "").strip()
+        row_id = str(row.get("id") or "").strip()
+        sector = str(row.get("sector") or "").strip()
+        if not text:
+            problems.append(RowProblem(n, "no text"))
+        elif not row_id:
+            problems.append(RowProblem(n, "no id"))
+        elif row_id in seen:
+            problems.append(RowProblem(n, f"duplicate id {row_id!r}"))
+        elif sector not in VALID_SECTORS:
+            problems.append(RowProblem(n, f"unknown sector {sector!r}"))
+        else:
+            seen.add(row_id)
+            items.append(
+                PassageInput(
+                    row_id,
+                    text,
+                    str(row.get("section") or ""),
+                    sector,
+                    str(row.get("doc_type") or ""),
+                    str(row.get("kind") or "paragraph"),
+                )
+            )
+    return items, problems
+
+
+def public_prediction(prediction: dict, fields: Sequence[str]) -> dict:
+    """The documented output row: id, the codebook's fields, scores, needs_review, model_version."""
+    return {
+        "id": prediction["id"],
+        **{f: prediction.get(f) for f in fields},
+        "scores": prediction["scores"],
+        "needs_review": prediction["needs_review"],
+        "model_version": prediction["model_version"],
+    }
+
+
+def corpus_inputs(engine, doc: dict) -> list[PassageInput]:
+    """A stored document's passages as classifier inputs (section path, sector, type as context)."""
+    from pipeline.store import load_passages
+
+    return [
+        PassageInput(
+            p.id, p.text, " > ".join(p.section), doc.get("sector", ""), doc.get("doc_type", ""), p.kind, doc["doc_id"]
+        )
+        for p in load_passages(engine, doc["doc_id"])
+    ]
+
+
+def classify_items(
+    model: PassageClassifier, card: dict, items: Sequence[PassageInput], nlp: Language, encoder, engine=None
+) -> list[dict]:
+    """Predictions for ``items``; embeddings come from (and go to) the store's cache when given."""
+    from pipeline.embeddings import embed
+
+    if not items:
+        return []
+    vectors = embed([i.text for i in items], encoder, engine)
+    lemmas = lemma_documents(nlp, items)
+    return model.predict([i.id for i in items], lemmas, [i.text for i in items], vectors, card["model_version"])
+
+
+def classify_corpus(engine, model: PassageClassifier, card: dict, nlp: Language, encoder) -> dict[str, int]:
+    """Classify every stored document not yet classified by this model version.
+
+    A new model version reclassifies stored passages without re-ingesting.
+    """
+    from pipeline.store import classified_passage_ids, document_rows, save_classifications
+
+    done: dict[str, int] = {}
+    fields = list(model.fields)
+    for doc in document_rows(engine):
+        if doc["status"] != "ok":
+            continue
+        items = corpus_inputs(engine, doc)
+        if {i.id for i in items} <= classified_passage_ids(engine, doc["doc_id"], card["model_version"]):
+            continue
+        predictions = classify_items(model, card, items, nlp, encoder, engine)
+        save_classifications(
+            engine, doc["doc_id"], card["model_version"], [public_prediction(p, fields) for p in predictions]
+        )
+        done[doc["doc_id"]] = len(predictions)
+    return done

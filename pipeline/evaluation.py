@@ -1,0 +1,250 @@
+"""Evaluation of the passage classifier: metrics, baselines and leave-one-document-out CV.
+
+Random passage splits leak a document's style into training and overstate what
+a new study will get, so every figure here comes from training on all other
+documents and testing on one, all ways round.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.metrics import cohen_kappa_score, f1_score, precision_recall_fscore_support
+from spacy.language import Language
+
+from pipeline.classify import PassageClassifier, PassageInput
+from pipeline.codebook import Codebook
+
+NONE = "(geen)"
+
+
+@dataclass
+class TrainingSet:
+    items: list[PassageInput]
+    codings: list[dict]  # field id -> value, from the reference (or reviewed) coding
+    lemmas: list[str]
+    embeddings: np.ndarray
+
+    @property
+    def groups(self) -> list[str]:
+        return [item.doc_id for item in self.items]
+
+    def subset(self, index: Sequence[int]) -> TrainingSet:
+        return TrainingSet(
+            [self.items[i] for i in index],
+            [self.codings[i] for i in index],
+            [self.lemmas[i] for i in index],
+            self.embeddings[list(index)],
+        )
+
+
+def _f(x) -> float | None:
+    return None if x is None else round(float(x), 3)
+
+
+def field_metrics(truth: Sequence[dict], pred: Sequence[dict], codebook: Codebook) -> dict:
+    """Per field and per label precision, recall, F1 and Cohen's kappa."""
+    out: dict = {}
+    for f in codebook.fields.values():
+        if f.multi:
+            Y = np.array([[label in t[f.id] for label in f.ids] for t in truth], dtype=int)
+            P = np.array([[label in p[f.id] for label in f.ids] for p in pred], dtype=int)
+            per_label = {}
+            for k, label in enumerate(f.ids):
+                pr, rc, f1, _ = precision_recall_fscore_support(Y[:, k], P[:, k], average="binary", zero_division=0)
+                kappa = cohen_kappa_score(Y[:, k], P[:, k]) if len(set(Y[:, k]) | set(P[:, k])) > 1 else 1.0
+                per_label[label] = {
+                    "precision": _f(pr),
+                    "recall": _f(rc),
+                    "f1": _f(f1),
+                    "kappa": _f(kappa),
+                    "support": int(Y[:, k].sum()),
+                }
+            out[f.id] = {
+                "micro_f1": _f(f1_score(Y, P, average="micro", zero_division=0)),
+                "macro_f1": _f(f1_score(Y, P, average="macro", zero_division=0)),
+                "labels": per_label,
+                "n": len(truth),
+            }
+        else:
+            rows = range(len(truth))
+            if f.requires:  # judged where the reference says the field applies
+                req_field, req_label = f.requires
+                rows = [i for i in rows if req_label in (truth[i].get(req_field) or [])]
+            t = [truth[i][f.id] or NONE for i in rows]
+            p = [pred[i][f.id] or NONE for i in rows]
+            if not t:
+                out[f.id] = {"n": 0}
+                continue
+            labels = sorted(set(t) | set(p))
+            pr, rc, f1, support = precision_recall_fscore_support(t, p, labels=labels, zero_division=0)
+            kappa = cohen_kappa_score(t, p) if len(set(t) | set(p)) > 1 else 1.0
+            out[f.id] = {
+                "macro_f1": _f(f1_score(t, p, labels=sorted(set(t)), average="macro", zero_division=0)),
+                "accuracy": _f(np.mean([a == b for a, b in zip(t, p, strict=True)])),
+                "kappa": _f(kappa),
+                "labels": {
+                    lab: {"precision": _f(pr[k]), "recall": _f(rc[k]), "f1": _f(f1[k]), "support": int(support[k])}
+                    for k, lab in enumerate(labels)
+                },
+                "n": len(t),
+            }
+    return out
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def majority_baseline(train: Sequence[dict], codebook: Codebook) -> Callable[[Sequence[PassageInput]], list[dict]]:
+    """Every passage gets the most frequent value per field (labels present in > half for multi-label)."""
+    decided: dict = {}
+    for f in codebook.fields.values():
+        if f.multi:
+            decided[f.id] = [lab for lab in f.ids if sum(lab in c[f.id] for c in train) > len(train) / 2]
+        else:
+            decided[f.id] = Counter(c[f.id] for c in train).most_common(1)[0][0]
+    if decided.get("primary_condition") is not None and not decided.get("conditions"):
+        decided["primary_condition"] = None
+    return lambda items: [dict(decided) for _ in items]
+
+
+def keyword_lexicon(codebook: Codebook, nlp: Language) -> dict[str, dict[str, set[str]]]:
+    """Per field and label, the lemmas of the codebook's own name, definition and inclusion terms,
+    minus stop words and minus lemmas that several labels of the field share."""
+    lexicon: dict[str, dict[str, set[str]]] = {}
+    for f in codebook.fields.values():
+        if f.labels_from:
+            continue
+        words: dict[str, set[str]] = {}
+        for label in f.labels:
+            text = " ".join([label.name, label.definition, *label.include])
+            words[label.id] = {
+                (t.lemma_ or t.text).lower() for t in nlp(text) if t.is_alpha and not t.is_stop and len(t.text) > 3
+            }
+        shared = Counter(w for ws in words.values() for w in ws)
+        lexicon[f.id] = {label: {w for w in ws if shared[w] == 1} for label, ws in words.items()}
+    return lexicon
+
+
+def keyword_baseline(codebook: Codebook, nlp: Language) -> Callable[[Sequence[PassageInput]], list[dict]]:
+    """Keyword rules derived from the codebook: a label applies when one of its lemmas occurs."""
+    lexicon = keyword_lexicon(codebook, nlp)
+
+    def predict(items: Sequence[PassageInput]) -> list[dict]:
+        out = []
+        for doc in nlp.pipe([i.text for i in items]):
+            lemmas = {(t.lemma_ or t.text).lower() for t in doc}
+            hits = {f: {lab: len(ws & lemmas) for lab, ws in labels.items()} for f, labels in lexicon.items()}
+            row: dict = {}
+            for f in codebook.fields.values():
+                if f.labels_from:
+                    continue
+                if f.multi:
+                    row[f.id] = [lab for lab, n in hits[f.id].items() if n]
+                else:
+                    best = max(hits[f.id].items(), key=lambda kv: kv[1])
+                    fallback = "neutraal" if "neutraal" in f.ids else None
+                    row[f.id] = best[0] if best[1] else fallback
+            for f in codebook.fields.values():
+                if f.labels_from:
+                    source = hits.get(f.labels_from, {})
+                    chosen = row.get(f.labels_from) or []
+                    row[f.id] = max(chosen, key=lambda lab: source.get(lab, 0)) if chosen else None
+                if f.requires and f.requires[1] not in (row.get(f.requires[0]) or []):
+                    row[f.id] = None
+            out.append(row)
+        return out
+
+    return predict
+
+
+# --------------------------------------------------------------------------- LODO
+
+
+def lodo(data: TrainingSet, codebook: Codebook, nlp: Language, params: dict | None = None) -> dict:
+    """Leave-one-document-out: model, majority and keyword baselines on each held-out document."""
+    folds = {}
+    docs = sorted(set(data.groups))
+    keywords = keyword_baseline(codebook, nlp)
+    for doc_id in docs:
+        train_idx = [i for i, g in enumerate(data.groups) if g != doc_id]
+        test_idx = [i for i, g in enumerate(data.groups) if g == doc_id]
+        train, test = data.subset(train_idx), data.subset(test_idx)
+        model = PassageClassifier.for_codebook(codebook, **(params or {})).fit(
+            train.lemmas, [i.text for i in train.items], train.embeddings, train.codings, train.groups, codebook
+        )
+        predicted = model.predict(
+            [i.id for i in test.items], test.lemmas, [i.text for i in test.items], test.embeddings, "lodo"
+        )
+        folds[doc_id] = {
+            "n_train": len(train_idx),
+            "n_test": len(test_idx),
+            "model": field_metrics(test.codings, predicted, codebook),
+            "majority": field_metrics(test.codings, majority_baseline(train.codings, codebook)(test.items), codebook),
+            "keywords": field_metrics(test.codings, keywords(test.items), codebook),
+            "needs_review_share": round(float(np.mean([p["needs_review"] for p in predicted])), 3),
+        }
+    return {"folds": folds}
+
+
+HEADLINE = (
+    ("conditions", "micro_f1"),
+    ("conditions", "macro_f1"),
+    ("polarity", "macro_f1"),
+    ("polarity", "kappa"),
+    ("primary_condition", "kappa"),
+    ("interactie_type", "kappa"),
+    ("stakeholders", "micro_f1"),
+)
+
+BARS = {("conditions", "micro_f1"): 0.70, ("polarity", "macro_f1"): 0.70, ("primary_condition", "kappa"): 0.55}
+
+
+def headline_rows(report: dict, human: dict | None = None) -> list[dict]:
+    """One row per fold and measure: model, baselines, human agreement, and the bar."""
+    rows = []
+    for doc_id, fold in report["folds"].items():
+        for field_id, measure in HEADLINE:
+            rows.append(
+                {
+                    "fold": doc_id,
+                    "field": field_id,
+                    "measure": measure,
+                    "model": fold["model"].get(field_id, {}).get(measure),
+                    "majority": fold["majority"].get(field_id, {}).get(measure),
+                    "keywords": fold["keywords"].get(field_id, {}).get(measure),
+                    "human_a_vs_b": (human or {}).get(field_id, {}).get(measure),
+                    "bar": BARS.get((field_id, measure)),
+                }
+            )
+    return rows
+
+
+def build_training_set(engine, reference: dict, nlp: Language, encoder, codebook: Codebook) -> TrainingSet:
+    """Every stored passage that has a reference coding, with features and cached embeddings."""
+    from pipeline.classify import lemma_documents
+    from pipeline.embeddings import embed
+    from pipeline.models import text_hash
+    from pipeline.store import document_rows, load_passages
+
+    items, codings = [], []
+    for doc in document_rows(engine):
+        if doc["status"] != "ok":
+            continue
+        for p in load_passages(engine, doc["doc_id"]):
+            coding = reference.get(text_hash(p.text))
+            if coding is None:
+                continue
+            labels = coding.labels if hasattr(coding, "labels") else coding
+            items.append(
+                PassageInput(
+                    p.id, p.text, " > ".join(p.section), doc["sector"], doc.get("doc_type", ""), p.kind, doc["doc_id"]
+                )
+            )
+            codings.append({f: labels[f] for f in codebook.fields})
+    lemmas = lemma_documents(nlp, items)
+    vectors = embed([i.text for i in items], encoder, engine)
+    return TrainingSet(items, codings, lemmas, vectors)
