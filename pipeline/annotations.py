@@ -239,12 +239,27 @@ class StructureCheck:
 
 
 def section_check(
-    passages: Sequence[Passage], reference: dict[str, Coding], heading_to_condition: dict[str, str], min_page: int = 1
+    passages: Sequence[Passage],
+    reference: dict[str, Coding],
+    heading_to_condition: dict[str, str],
+    start_after: str = "",
+    stop_at: str = "",
 ) -> StructureCheck:
-    """Paragraphs under a findings heading named after a condition should carry that condition."""
+    """Paragraphs under a findings heading named after a condition should carry that condition.
+
+    Only the findings part counts: from the passage starting with ``start_after``
+    up to the one starting with ``stop_at`` (the same headings may also define
+    the framework elsewhere in the report).
+    """
     n = agree = 0
+    active = not start_after
     for p in passages:
-        if p.kind not in ("paragraph", "turn") or not p.section or p.page_start < min_page:
+        if start_after and p.text.startswith(start_after):
+            active = True
+            continue
+        if stop_at and p.text.startswith(stop_at):
+            active = False
+        if not active or p.kind not in ("paragraph", "turn") or not p.section:
             continue
         expected = heading_to_condition.get(p.section[-1])
         coding = reference.get(text_hash(p.text))
@@ -352,7 +367,9 @@ def annotation_stats(
     for doc_id, spec in (structure or {}).items():
         passages = passages_by_doc.get(doc_id, [])
         if spec.get("headings"):
-            check = section_check(passages, reference, spec["headings"], spec.get("min_page", 1))
+            check = section_check(
+                passages, reference, spec["headings"], spec.get("start_after", ""), spec.get("stop_at", "")
+            )
             checks.append(
                 {"doc_id": doc_id, "check": check.name, "n": check.n, "agree": check.agree, "rate": _round(check.rate)}
             )

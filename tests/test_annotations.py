@@ -109,3 +109,41 @@ def test_quote_box_check_reads_the_box_direction():
     ref = {text_hash(x.text): coding(text_hash(x.text), "belemmerend", ["harde_instituties"]) for x in passages}
     check = quote_box_check(passages, ref)
     assert (check.n, check.agree) == (1, 1)
+
+
+def test_stats_json_has_the_documented_shape_and_full_coverage(tmp_path):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    result = CliRunner().invoke(
+        app,
+        [
+            "annotations",
+            "stats",
+            "--json",
+            "--corpus",
+            str(CORPUS),
+            "--out",
+            str(tmp_path),
+            "--annotations",
+            str(ANNOTATIONS.root),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    stats = json.loads(result.stdout)
+    assert {"documents", "passages", "coded", "double_coded", "agreement"} <= set(stats)
+    assert stats["documents"] == 4 and stats["coded"] == stats["passages"] > 1500
+    assert stats["double_coded"] >= 250
+    assert set(stats["agreement"]) == {
+        "polarity_kappa",
+        "primary_condition_kappa",
+        "interactie_type_kappa",
+        "conditions_alpha",
+        "stakeholders_alpha",
+    }
+    assert all(0 < v <= 1 for v in stats["agreement"].values())
+    assert {c["doc_id"] for c in stats["structure_checks"]} == {
+        "vg-verkenning-convenant-mgz",
+        "eerstelijn-parkstad-samenwerking",
+    }
