@@ -36,9 +36,9 @@ from spacy.language import Language
 
 from pipeline.codebook import Codebook
 
+CLASSIFIER_VERSION = "classify-2"  # bump when training or decision rules change
 MIX_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
-REVIEW_MARGIN = 0.15  # a multi-label score this close to its threshold is uncertain
-REVIEW_MIN_CONFIDENCE = 0.6  # a single-label decision below this is uncertain
+REVIEW_MIN_CONFIDENCE = 0.6  # a decision whose calibrated probability is below this needs review
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,13 @@ def _targets(codings: Sequence[dict], codebook: Codebook) -> dict[str, tuple[lis
 
 def _lr(C: float) -> LogisticRegression:
     return LogisticRegression(C=C, max_iter=3000, class_weight="balanced")
+
+
+def _compact(model: LogisticRegression) -> LogisticRegression:
+    """float32 coefficients: half the file size, no measurable change in predictions."""
+    model.coef_ = model.coef_.astype(np.float32)
+    model.intercept_ = model.intercept_.astype(np.float32)
+    return model
 
 
 def _fit_predict(X_fit, y_fit, X_pred, n_classes: int, C: float) -> np.ndarray:
@@ -210,6 +217,26 @@ class PassageClassifier:
     inner_folds: int = 3
     features: TextFeatures = field(default_factory=TextFeatures)
     heads: dict[str, _Head] = field(default_factory=dict)
+    single_decision: str = "raw"  # or "calibrated": argmax of the calibrated probabilities
+    prototypes: np.ndarray | None = None  # unit vectors, one per codebook label
+    prototype_mean: np.ndarray | None = None
+    prototype_std: np.ndarray | None = None
+
+    def _embedding_view(self, embeddings: np.ndarray, fit: bool = False) -> np.ndarray:
+        """Embeddings plus their standardised similarity to each label's codebook prototype.
+
+        The prototypes (definition, inclusion terms and examples of each label,
+        embedded) are the few-shot help the codebook itself gives; they carry
+        over to documents whose wording the training set never saw.
+        """
+        E = np.asarray(embeddings, dtype=np.float64)
+        if self.prototypes is None or self.prototypes.shape[1] != E.shape[1]:
+            return E
+        S = E @ self.prototypes.T
+        if fit:
+            self.prototype_mean = S.mean(axis=0)
+            self.prototype_std = S.std(axis=0) + 1e-9
+        return np.hstack([E, (S - self.prototype_mean) / self.prototype_std])
 
     @classmethod
     def for_codebook(cls, codebook: Codebook, **params) -> PassageClassifier:
@@ -238,7 +265,7 @@ class PassageClassifier:
         codebook: Codebook,
     ) -> PassageClassifier:
         X_text = self.features.fit_transform(lemmas, texts)
-        X_embed = np.asarray(embeddings)
+        X_embed = self._embedding_view(embeddings, fit=True)
         groups = np.asarray(groups)
         n_splits = min(self.inner_folds, len(set(groups)))
         folds = list(GroupKFold(n_splits=n_splits).split(X_embed, groups=groups)) if n_splits >= 2 else []
@@ -284,8 +311,8 @@ class PassageClassifier:
             else []
         )
         threshold = _best_threshold(_calibrate(oof, calibrators)[:, 1], y_rows) if binary and folds else 0.5
-        text_model = _lr(self.C_text).fit(X_text[rows], y_rows)
-        embed_model = _lr(self.C_embed).fit(X_embed[rows], y_rows)
+        text_model = _compact(_lr(self.C_text).fit(X_text[rows], y_rows))
+        embed_model = _compact(_lr(self.C_embed).fit(X_embed[rows], y_rows))
         return _Head(classes, text_model, embed_model, None, weight, calibrators, threshold)
 
     # ------------------------------------------------------------------ predict
@@ -300,11 +327,14 @@ class PassageClassifier:
     ) -> list[dict]:
         """Labels, per-label calibrated scores and ``needs_review`` for each passage."""
         X_text = self.features.transform(lemmas, texts)
-        X_embed = np.asarray(embeddings)
-        probs = {name: head.proba(X_text, X_embed) for name, head in self.heads.items()}
-        return [self._decide(i, probs, ids[i], model_version) for i in range(len(ids))]
+        X_embed = self._embedding_view(embeddings)
+        raw = {name: head.raw(X_text, X_embed) for name, head in self.heads.items()}
+        probs = {name: _calibrate(raw[name], self.heads[name].calibrators) for name in raw}
+        return [self._decide(i, probs, raw, ids[i], model_version) for i in range(len(ids))]
 
-    def _decide(self, i: int, probs: dict[str, np.ndarray], passage_id: str, model_version: str) -> dict:
+    def _decide(
+        self, i: int, probs: dict[str, np.ndarray], raw: dict[str, np.ndarray], passage_id: str, model_version: str
+    ) -> dict:
         labels: dict = {}
         scores: dict = {}
         uncertain = []
@@ -319,7 +349,8 @@ class PassageClassifier:
                 scores[f][label] = round(p, 4)
                 if p >= head.threshold:
                     chosen.append(label)
-                if abs(p - head.threshold) < REVIEW_MARGIN:
+                # Calibrated probability that this yes/no decision is right.
+                if (p if p >= head.threshold else 1 - p) < REVIEW_MIN_CONFIDENCE:
                     uncertain.append(f"{f}:{label}")
             labels[f] = chosen
         for f, spec in self.fields.items():
@@ -340,7 +371,10 @@ class PassageClassifier:
                     labels[f] = None
                     continue
                 allowed = [k for k, c in enumerate(head.classes) if c != "__none__"]
-            best = max(allowed, key=lambda k: p[k])
+            # Decide on the class-balanced mixed scores (calibration would favour the
+            # majority class); report the calibrated probabilities.
+            decision = raw[f][i] if self.single_decision == "raw" else p
+            best = max(allowed, key=lambda k: decision[k])
             value = head.classes[best]
             labels[f] = None if value == "__none__" else value
             scores[f] = {c: round(float(p[k]), 4) for k, c in enumerate(head.classes) if c != "__none__"}
@@ -355,6 +389,22 @@ class PassageClassifier:
             "uncertain": uncertain,
             "model_version": model_version,
         }
+
+
+def codebook_prototypes(codebook: Codebook, encoder) -> np.ndarray:
+    """One unit vector per label of every field with its own labels: the mean embedding of
+    the label's name with definition, its inclusion terms and its examples."""
+    from pipeline.embeddings import embed
+
+    vectors = []
+    for f in codebook.fields.values():
+        if f.labels_from:
+            continue
+        for label in f.labels:
+            texts = [f"{label.name}: {label.definition}", *label.include, *label.examples]
+            vectors.append(embed(texts, encoder).mean(axis=0))
+    P = np.vstack(vectors)
+    return P / np.linalg.norm(P, axis=1, keepdims=True)
 
 
 # --------------------------------------------------------------------------- persistence
@@ -416,6 +466,7 @@ def training_fingerprint(items: Sequence[PassageInput], codings: Sequence[dict],
         digest.update(json.dumps(coding, sort_keys=True).encode())
     digest.update(json.dumps(params, sort_keys=True).encode())
     digest.update(encoder.encode())
+    digest.update(CLASSIFIER_VERSION.encode())
     return digest.hexdigest()
 
 
@@ -428,10 +479,11 @@ def train(
     encoder_name: str,
     params: dict | None = None,
     evaluation: dict | None = None,
+    prototypes: np.ndarray | None = None,
 ) -> tuple[PassageClassifier, dict]:
     """Fit on every coded passage; return the model and its card (version, data hash, CV figures)."""
     params = params or {}
-    model = PassageClassifier.for_codebook(codebook, **params).fit(
+    model = PassageClassifier.for_codebook(codebook, prototypes=prototypes, **params).fit(
         lemmas, [i.text for i in items], embeddings, codings, [i.doc_id for i in items], codebook
     )
     fingerprint = training_fingerprint(items, codings, params, encoder_name)
@@ -441,6 +493,7 @@ def train(
         "codebook_id": codebook.id,
         "codebook_version": codebook.version,
         "encoder": encoder_name,
+        "classifier_version": CLASSIFIER_VERSION,
         "training_data_sha256": fingerprint,
         "n_passages": len(items),
         "documents": sorted({i.doc_id for i in items}),

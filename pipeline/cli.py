@@ -105,16 +105,32 @@ def run(
     corpus: Path | None = typer.Option(None, help="Corpus folder with manifest.csv (default corpus/)."),
     out: Path | None = typer.Option(None, help="Outputs folder (default outputs/)."),
     store: str | None = typer.Option(None, help="SQLAlchemy URL (default sqlite in outputs/)."),
+    models: Path = typer.Option(Path("models"), help="Folder with the trained classifier."),
     workers: int | None = typer.Option(None),
 ) -> None:
-    """The main job: ingest the corpus and write passages per document to outputs/."""
+    """The main job: ingest the corpus, classify its passages, write both per document to outputs/."""
+    from pipeline.classify import ModelError, classify_corpus, load_model
+    from pipeline.embeddings import make_encoder
+    from pipeline.nlp import load_glossary, make_nlp
+    from pipeline.store import load_classifications
+
     settings = _settings(corpus_dir=corpus, out_dir=out, store_url=store, workers=workers)
     report = _ingest(settings)
     engine = open_store(settings.resolved_store_url())
+    try:
+        model, card = load_model(models, load_codebook())
+    except ModelError as exc:
+        typer.echo(f"warning: {exc}; passages are written without classification", err=True)
+        model = card = None
+    if model is not None:
+        with console.status(f"Passages classificeren met {card['model_version']} …"):
+            done = classify_corpus(engine, model, card, make_nlp(load_glossary()), make_encoder("e5"))
+        console.print(f"Geclassificeerd: {', '.join(f'{d} ({n})' for d, n in done.items()) or 'niets nieuw'}")
     for doc in document_rows(engine):
         if doc["status"] != "ok":
             continue
-        passages = [p.to_json() for p in load_passages(engine, doc["doc_id"])]
+        labels = load_classifications(engine, doc["doc_id"], card["model_version"]) if card else {}
+        passages = [{**p.to_json(), "classification": labels.get(p.id)} for p in load_passages(engine, doc["doc_id"])]
         write_json(settings.out_dir / "passages" / f"{doc['doc_id']}.json", {**doc, "passages": passages})
     write_json(settings.out_dir / "ingest_report.json", report.to_json())
     console.print(f"Uitvoer geschreven naar {settings.out_dir}/")
@@ -216,46 +232,36 @@ def _reference(annotations: Path, codebook) -> dict:
     return by_text_hash(read_codings([reference], codebook))
 
 
-def _human_agreement(annotations: Path, codebook) -> dict:
-    """The double-coded sample scored like the model: coder A as reference, coder B as prediction."""
+def _human_pairs(annotations: Path, codebook) -> tuple[list[dict], list[dict]]:
+    """The double-coded sample: coder A's labels as reference, coder B's as prediction."""
     from pipeline.annotations import by_text_hash, read_codings
-    from pipeline.evaluation import field_metrics
 
     a = by_text_hash(read_codings(AnnotationSet(annotations).primary, codebook))
     b = by_text_hash(read_codings(AnnotationSet(annotations).second, codebook))
     shared = sorted(set(a) & set(b))
-    return field_metrics([a[h].labels for h in shared], [b[h].labels for h in shared], codebook)
+    return [a[h].labels for h in shared], [b[h].labels for h in shared]
 
 
-def _evaluate(settings: Settings, annotations: Path, encoder_key: str, codebook) -> tuple[dict, object, object]:
+def _evaluate(settings: Settings, annotations: Path, encoder_key: str, codebook):
     from pipeline.embeddings import make_encoder
-    from pipeline.evaluation import build_training_set, headline_rows, lodo
+    from pipeline.evaluation import evaluate_corpus, write_report
     from pipeline.nlp import load_glossary, make_nlp
 
     engine = open_store(settings.resolved_store_url())
     ingest_corpus(settings.corpus_dir, engine, settings.workers)
-    nlp = make_nlp(load_glossary())
     encoder = make_encoder(encoder_key)
-    with console.status("Kenmerken en embeddings …"):
-        data = build_training_set(engine, _reference(annotations, codebook), nlp, encoder, codebook)
     with console.status("Leave-one-document-out evaluatie …"):
-        report = lodo(data, codebook, nlp)
-    human = _human_agreement(annotations, codebook)
-    report["human_a_vs_b"] = human
-    report["headline"] = headline_rows(report, human)
-    report["encoder"] = encoder.name
-    out = settings.out_dir / "evaluation"
-    write_json(out / "lodo.json", report)
-    import csv
-    import io
-
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(report["headline"][0]))
-    writer.writeheader()
-    writer.writerows(report["headline"])
-    write_atomic(out / "lodo.csv", buffer.getvalue())
-    _print_headline(report["headline"])
-    return report, data, (engine, nlp, encoder)
+        run = evaluate_corpus(
+            engine,
+            _reference(annotations, codebook),
+            _human_pairs(annotations, codebook),
+            make_nlp(load_glossary()),
+            encoder,
+            codebook,
+        )
+    write_report(settings.out_dir / "evaluation", run.report)
+    _print_headline(run.report["headline"])
+    return run, encoder
 
 
 def _print_headline(rows: list[dict]) -> None:
@@ -295,7 +301,8 @@ def train(
 
     settings = _settings(corpus_dir=corpus, out_dir=out, store_url=store)
     codebook = load_codebook()
-    report, data, (_, _, encoder_obj) = _evaluate(settings, annotations, encoder, codebook)
+    run, encoder_obj = _evaluate(settings, annotations, encoder, codebook)
+    data = run.data
     with console.status("Model trainen op alle gecodeerde passages …"):
         model, card = train_model(
             data.items,
@@ -304,7 +311,8 @@ def train(
             data.codings,
             codebook,
             encoder_obj.name,
-            evaluation={"lodo_headline": report["headline"]},
+            evaluation={"lodo_headline": run.report["headline"]},
+            prototypes=run.prototypes,
         )
     save_model(models, model, card)
     console.print(f"Model {card['model_version']} opgeslagen in {models}/")

@@ -161,10 +161,37 @@ def keyword_baseline(codebook: Codebook, nlp: Language) -> Callable[[Sequence[Pa
     return predict
 
 
+def review_split(truth: Sequence[dict], pred: Sequence[dict]) -> dict:
+    """Is ``needs_review`` worth anything? Accuracy of flagged vs unflagged passages."""
+
+    def accuracy(rows: list[int]) -> dict:
+        if not rows:
+            return {"n": 0}
+        return {
+            "n": len(rows),
+            "polarity_accuracy": _f(np.mean([truth[i]["polarity"] == pred[i]["polarity"] for i in rows])),
+            "conditions_exact": _f(np.mean([set(truth[i]["conditions"]) == set(pred[i]["conditions"]) for i in rows])),
+        }
+
+    flagged = [i for i, p in enumerate(pred) if p["needs_review"]]
+    clear = [i for i, p in enumerate(pred) if not p["needs_review"]]
+    return {
+        "share_flagged": _f(len(flagged) / max(1, len(pred))),
+        "flagged": accuracy(flagged),
+        "not_flagged": accuracy(clear),
+    }
+
+
 # --------------------------------------------------------------------------- LODO
 
 
-def lodo(data: TrainingSet, codebook: Codebook, nlp: Language, params: dict | None = None) -> dict:
+def lodo(
+    data: TrainingSet,
+    codebook: Codebook,
+    nlp: Language,
+    params: dict | None = None,
+    prototypes: np.ndarray | None = None,
+) -> dict:
     """Leave-one-document-out: model, majority and keyword baselines on each held-out document."""
     folds = {}
     docs = sorted(set(data.groups))
@@ -173,7 +200,7 @@ def lodo(data: TrainingSet, codebook: Codebook, nlp: Language, params: dict | No
         train_idx = [i for i, g in enumerate(data.groups) if g != doc_id]
         test_idx = [i for i, g in enumerate(data.groups) if g == doc_id]
         train, test = data.subset(train_idx), data.subset(test_idx)
-        model = PassageClassifier.for_codebook(codebook, **(params or {})).fit(
+        model = PassageClassifier.for_codebook(codebook, prototypes=prototypes, **(params or {})).fit(
             train.lemmas, [i.text for i in train.items], train.embeddings, train.codings, train.groups, codebook
         )
         predicted = model.predict(
@@ -185,7 +212,7 @@ def lodo(data: TrainingSet, codebook: Codebook, nlp: Language, params: dict | No
             "model": field_metrics(test.codings, predicted, codebook),
             "majority": field_metrics(test.codings, majority_baseline(train.codings, codebook)(test.items), codebook),
             "keywords": field_metrics(test.codings, keywords(test.items), codebook),
-            "needs_review_share": round(float(np.mean([p["needs_review"] for p in predicted])), 3),
+            "review": review_split(test.codings, predicted),
         }
     return {"folds": folds}
 
@@ -248,3 +275,50 @@ def build_training_set(engine, reference: dict, nlp: Language, encoder, codebook
     lemmas = lemma_documents(nlp, items)
     vectors = embed([i.text for i in items], encoder, engine)
     return TrainingSet(items, codings, lemmas, vectors)
+
+
+@dataclass
+class EvaluationRun:
+    """A LODO report plus what training on all documents needs next (no second embedding pass)."""
+
+    report: dict
+    data: TrainingSet
+    prototypes: np.ndarray
+
+
+def evaluate_corpus(
+    engine,
+    reference: dict,
+    human_pairs: tuple[list[dict], list[dict]],
+    nlp: Language,
+    encoder,
+    codebook: Codebook,
+    params: dict | None = None,
+) -> EvaluationRun:
+    """Build the training set from the store, run LODO, and score the human double coding alike."""
+    from pipeline.classify import codebook_prototypes
+
+    data = build_training_set(engine, reference, nlp, encoder, codebook)
+    prototypes = codebook_prototypes(codebook, encoder)
+    report = lodo(data, codebook, nlp, params, prototypes)
+    human = field_metrics(human_pairs[0], human_pairs[1], codebook)
+    report["human_a_vs_b"] = human
+    report["headline"] = headline_rows(report, human)
+    report["encoder"] = encoder.name
+    report["n_passages"] = len(data.items)
+    return EvaluationRun(report, data, prototypes)
+
+
+def write_report(out_dir, report: dict) -> None:
+    """``lodo.json`` (everything) and ``lodo.csv`` (the headline rows), written atomically."""
+    import csv
+    import io
+
+    from pipeline.corpus import write_atomic, write_json
+
+    write_json(out_dir / "lodo.json", report)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(report["headline"][0]))
+    writer.writeheader()
+    writer.writerows(report["headline"])
+    write_atomic(out_dir / "lodo.csv", buffer.getvalue())

@@ -33,7 +33,7 @@ def test_bundled_codebook_has_the_agreed_ids_and_complete_entries():
     for field_id in ("conditions", "interactie_type", "polarity", "stakeholders"):
         for label in codebook.fields[field_id].labels:
             assert label.name and label.definition and label.colour.startswith("#")
-            assert len(label.examples) >= 2 and label.include, label.id
+            assert len(label.examples) >= 2 and label.include and label.exclude, label.id
 
 
 @pytest.mark.parametrize(
