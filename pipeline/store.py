@@ -116,6 +116,21 @@ class ClassificationRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class ReviewRow(Base):
+    """One analyst decision. Append-only: the latest decision per passage counts."""
+
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    passage_id: Mapped[str] = mapped_column(String(32), index=True)
+    reviewer: Mapped[str] = mapped_column(String(120))
+    labels: Mapped[dict] = mapped_column(JSON)
+    labels_shown: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    model_version: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    memo: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -366,5 +381,34 @@ def load_classifications(engine: Engine, doc_id: str, model_version: str) -> dic
                 "needs_review": r.needs_review,
                 "model_version": r.model_version,
             }
+            for r in rows
+        }
+
+
+def add_review(
+    engine: Engine,
+    passage_id: str,
+    reviewer: str,
+    labels: dict,
+    labels_shown: dict | None = None,
+    model_version: str | None = None,
+    memo: str | None = None,
+) -> None:
+    """Append a review decision; earlier decisions stay in the history."""
+    with session(engine) as s:
+        s.add(
+            ReviewRow(
+                passage_id=passage_id, reviewer=reviewer, labels=labels, labels_shown=labels_shown,
+                model_version=model_version, memo=memo, created_at=_now(),
+            )
+        )
+
+
+def latest_reviews(engine: Engine) -> dict[str, dict]:
+    """The latest decision per passage (by insertion order), with reviewer and time."""
+    with session(engine) as s:
+        rows = s.scalars(select(ReviewRow).order_by(ReviewRow.id))
+        return {
+            r.passage_id: {"labels": r.labels, "reviewer": r.reviewer, "created_at": r.created_at.isoformat()}
             for r in rows
         }
