@@ -133,8 +133,55 @@ def run(
         passages = [{**p.to_json(), "classification": labels.get(p.id)} for p in load_passages(engine, doc["doc_id"])]
         write_json(settings.out_dir / "passages" / f"{doc['doc_id']}.json", {**doc, "passages": passages})
     write_json(settings.out_dir / "ingest_report.json", report.to_json())
+    _outputs(settings, models, report=True)
     console.print(f"Uitvoer geschreven naar {settings.out_dir}/")
     raise typer.Exit(code=0 if report.ok else 1)
+
+
+def _model_version(models: Path, codebook) -> str | None:
+    from pipeline.classify import ModelError, load_model
+
+    try:
+        return load_model(models, codebook)[1]["model_version"]
+    except ModelError as exc:
+        typer.echo(f"warning: {exc}; only reviewed labels are used", err=True)
+        return None
+
+
+def _outputs(settings: Settings, models: Path, report: bool) -> None:
+    from pipeline.report import build_outputs
+
+    codebook = load_codebook()
+    engine = open_store(settings.resolved_store_url())
+    with console.status("Matrices en rapport schrijven …"):
+        result = build_outputs(engine, codebook, settings.out_dir, _model_version(models, codebook), report)
+    for doc_id, cov in result["coverage"].items():
+        console.print(
+            f"{doc_id}: {cov['content_passages']} inhoudelijke passages, {cov['reviewed']} beoordeeld, "
+            f"{cov['model_only']} alleen model"
+        )
+    if report:
+        console.print(f"Rapport: {settings.out_dir / 'report' / 'index.html'}")
+
+
+@app.command()
+def matrices(
+    out: Path | None = typer.Option(None, help="Outputs folder (default outputs/)."),
+    store: str | None = typer.Option(None, help="SQLAlchemy URL (default sqlite in outputs/)."),
+    models: Path = typer.Option(Path("models"), help="Folder with the trained classifier."),
+) -> None:
+    """Per-document condition matrices (CSV, PNG, Parquet, XLSX) in outputs/matrices/."""
+    _outputs(_settings(out_dir=out, store_url=store), models, report=False)
+
+
+@app.command()
+def report(
+    out: Path | None = typer.Option(None, help="Outputs folder (default outputs/)."),
+    store: str | None = typer.Option(None, help="SQLAlchemy URL (default sqlite in outputs/)."),
+    models: Path = typer.Option(Path("models"), help="Folder with the trained classifier."),
+) -> None:
+    """Matrices, the cross-sector comparison and the self-contained HTML report."""
+    _outputs(_settings(out_dir=out, store_url=store), models, report=True)
 
 
 @app.command()

@@ -75,9 +75,18 @@ def coded_passages(engine, model_version: str | None) -> list[CodedPassage]:
                 labels, source, scores = {}, "none", None
             out.append(
                 CodedPassage(
-                    p.id, doc["doc_id"], doc["sector"], p.kind, p.page_start, p.text,
-                    tuple(labels.get("conditions") or ()), labels.get("interactie_type"), labels.get("polarity"),
-                    tuple(labels.get("stakeholders") or ()), source, scores,
+                    p.id,
+                    doc["doc_id"],
+                    doc["sector"],
+                    p.kind,
+                    p.page_start,
+                    p.text,
+                    tuple(labels.get("conditions") or ()),
+                    labels.get("interactie_type"),
+                    labels.get("polarity"),
+                    tuple(labels.get("stakeholders") or ()),
+                    source,
+                    scores,
                 )
             )
     return out
@@ -119,7 +128,8 @@ def condition_matrix(
         for stakeholder in stakeholders:
             for polarity in SIGNS:
                 hits = [
-                    p for p in content
+                    p
+                    for p in content
                     if condition in p.conditions
                     and (itype is None or p.interactie_type == itype)
                     and p.polarity == polarity
@@ -127,18 +137,20 @@ def condition_matrix(
                 ]
                 model_only = [p for p in hits if p.source == "model"]
                 confidences = [c for p in model_only if (c := p.confidence(condition)) is not None]
-                records.append({
-                    "doc_id": doc_id,
-                    "condition": condition,
-                    "interactie_type": itype or "",
-                    "stakeholder": "" if stakeholder == NO_STAKEHOLDER else stakeholder,
-                    "polarity": polarity,
-                    "n": len(hits),
-                    "share": round(len(hits) / len(content), 4) if content else 0.0,
-                    "passage_ids": " ".join(p.passage_id for p in hits),
-                    "n_model_only": len(model_only),
-                    "low_confidence": bool(confidences) and float(np.mean(confidences)) < threshold,
-                })
+                records.append(
+                    {
+                        "doc_id": doc_id,
+                        "condition": condition,
+                        "interactie_type": itype or "",
+                        "stakeholder": "" if stakeholder == NO_STAKEHOLDER else stakeholder,
+                        "polarity": polarity,
+                        "n": len(hits),
+                        "share": round(len(hits) / len(content), 4) if content else 0.0,
+                        "passage_ids": " ".join(p.passage_id for p in hits),
+                        "n_model_only": len(model_only),
+                        "low_confidence": bool(confidences) and float(np.mean(confidences)) < threshold,
+                    }
+                )
     return pd.DataFrame.from_records(records)
 
 
@@ -150,11 +162,19 @@ def compact_matrix(passages: Sequence[CodedPassage], codebook: Codebook) -> pd.D
     for condition in [*codebook.ids("conditions"), ""]:
         for polarity in codebook.ids("polarity"):
             n = sum(
-                1 for p in content
+                1
+                for p in content
                 if p.polarity == polarity and (condition in p.conditions if condition else not p.conditions)
             )
-            records.append({"doc_id": doc_id, "condition": condition or "geen voorwaarde", "polarity": polarity,
-                            "n": n, "share": round(n / len(content), 4) if content else 0.0})
+            records.append(
+                {
+                    "doc_id": doc_id,
+                    "condition": condition or "geen voorwaarde",
+                    "polarity": polarity,
+                    "n": n,
+                    "share": round(n / len(content), 4) if content else 0.0,
+                }
+            )
     return pd.DataFrame.from_records(records)
 
 
@@ -194,19 +214,30 @@ def sector_condition_polarity(
         counts = np.zeros(len(cells))
         boot = np.zeros((n_boot, len(cells)))
         for doc_passages in docs.values():
-            M = np.array([[c in p.conditions and p.polarity == pol for c, pol in cells] for p in doc_passages],
-                         dtype=float)
+            M = np.array(
+                [[c in p.conditions and p.polarity == pol for c, pol in cells] for p in doc_passages], dtype=float
+            )
             counts += M.sum(axis=0)
-            weights = rng.multinomial(len(doc_passages), np.full(len(doc_passages), 1 / len(doc_passages)),
-                                      size=n_boot)
+            weights = rng.multinomial(len(doc_passages), np.full(len(doc_passages), 1 / len(doc_passages)), size=n_boot)
             boot += weights @ M
         per_100 = 100 * counts / total if total else counts
-        low, high = (np.percentile(100 * boot / total, [2.5, 97.5], axis=0) if total
-                     else (np.zeros(len(cells)), np.zeros(len(cells))))
+        low, high = (
+            np.percentile(100 * boot / total, [2.5, 97.5], axis=0)
+            if total
+            else (np.zeros(len(cells)), np.zeros(len(cells)))
+        )
         for k, (condition, polarity) in enumerate(cells):
-            records.append({"sector": sector, "condition": condition, "polarity": polarity, "n": int(counts[k]),
-                            "per_100": round(float(per_100[k]), 2), "ci_low": round(float(low[k]), 2),
-                            "ci_high": round(float(high[k]), 2)})
+            records.append(
+                {
+                    "sector": sector,
+                    "condition": condition,
+                    "polarity": polarity,
+                    "n": int(counts[k]),
+                    "per_100": round(float(per_100[k]), 2),
+                    "ci_low": round(float(low[k]), 2),
+                    "ci_high": round(float(high[k]), 2),
+                }
+            )
     return pd.DataFrame.from_records(records)
 
 
@@ -230,9 +261,11 @@ def chi_square(table: pd.DataFrame) -> dict:
     small = float((expected < 5).mean())
     warning = None
     if (expected < 1).any() or small > 0.2:
-        warning = (f"{small:.0%} van de verwachte aantallen is kleiner dan 5"
-                   f"{' en er zijn verwachte aantallen onder 1' if (expected < 1).any() else ''}: "
-                   "de chi-kwadraattoets is hier onbetrouwbaar")
+        warning = (
+            f"{small:.0%} van de verwachte aantallen is kleiner dan 5"
+            f"{' en er zijn verwachte aantallen onder 1' if (expected < 1).any() else ''}: "
+            "de chi-kwadraattoets is hier onbetrouwbaar"
+        )
     residuals = adjusted_residuals(observed, expected)
     return {
         "testable": True,
@@ -258,16 +291,25 @@ def sector_tests(passages: Sequence[CodedPassage], codebook: Codebook) -> dict:
     content = [p for p in passages if p.is_content]
     sectors = sorted({p.sector for p in content})
     by_condition = pd.DataFrame(
-        [[sum(c in p.conditions for p in content if p.sector == s) for c in codebook.ids("conditions")]
-         for s in sectors],
-        index=sectors, columns=list(codebook.ids("conditions")),
+        [
+            [sum(c in p.conditions for p in content if p.sector == s) for c in codebook.ids("conditions")]
+            for s in sectors
+        ],
+        index=sectors,
+        columns=list(codebook.ids("conditions")),
     )
     result = {"sector_x_condition": chi_square(by_condition), "polarity_within_condition": {}}
     for condition in codebook.ids("conditions"):
         table = pd.DataFrame(
-            [[sum(p.polarity == pol and condition in p.conditions for p in content if p.sector == s)
-              for pol in codebook.ids("polarity")] for s in sectors],
-            index=sectors, columns=list(codebook.ids("polarity")),
+            [
+                [
+                    sum(p.polarity == pol and condition in p.conditions for p in content if p.sector == s)
+                    for pol in codebook.ids("polarity")
+                ]
+                for s in sectors
+            ],
+            index=sectors,
+            columns=list(codebook.ids("polarity")),
         )
         result["polarity_within_condition"][condition] = chi_square(table)
     return result
@@ -277,8 +319,16 @@ def residual_table(test: dict) -> pd.DataFrame:
     """A tidy table of a test's cells: observed, expected and adjusted residual."""
     if not test.get("testable"):
         return pd.DataFrame(columns=["row", "column", "observed", "expected", "residual"])
-    return pd.DataFrame([
-        {"row": r, "column": c, "observed": test["observed"][i][j], "expected": test["expected"][i][j],
-         "residual": test["residuals"][i][j]}
-        for i, r in enumerate(test["rows"]) for j, c in enumerate(test["columns"])
-    ])
+    return pd.DataFrame(
+        [
+            {
+                "row": r,
+                "column": c,
+                "observed": test["observed"][i][j],
+                "expected": test["expected"][i][j],
+                "residual": test["residuals"][i][j],
+            }
+            for i, r in enumerate(test["rows"])
+            for j, c in enumerate(test["columns"])
+        ]
+    )

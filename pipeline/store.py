@@ -398,8 +398,13 @@ def add_review(
     with session(engine) as s:
         s.add(
             ReviewRow(
-                passage_id=passage_id, reviewer=reviewer, labels=labels, labels_shown=labels_shown,
-                model_version=model_version, memo=memo, created_at=_now(),
+                passage_id=passage_id,
+                reviewer=reviewer,
+                labels=labels,
+                labels_shown=labels_shown,
+                model_version=model_version,
+                memo=memo,
+                created_at=_now(),
             )
         )
 

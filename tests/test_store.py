@@ -27,7 +27,15 @@ def small_corpus(tmp_path):
 def test_schema_is_under_alembic(tmp_path):
     engine = open_store(f"sqlite:///{tmp_path / 'm.sqlite'}")
     tables = set(inspect(engine).get_table_names())
-    assert {"documents", "passages", "ingest_failures", "embeddings", "classifications", "reviews", "alembic_version"} <= tables
+    assert {
+        "documents",
+        "passages",
+        "ingest_failures",
+        "embeddings",
+        "classifications",
+        "reviews",
+        "alembic_version",
+    } <= tables
     with engine.connect() as c:
         assert c.execute(text("select version_num from alembic_version")).scalar() == "0003"
     open_store(f"sqlite:///{tmp_path / 'm.sqlite'}")  # reopening an up-to-date store is harmless

@@ -1,0 +1,403 @@
+"""Writing the matrices and the comparison: CSV, Parquet, XLSX, PNG and one self-contained HTML report.
+
+Everything researchers read is in Dutch; every file is written to a temporary
+name and renamed, so a reader never opens half a table.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers and in CI
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+from jinja2 import Environment, select_autoescape  # noqa: E402
+from openpyxl import Workbook  # noqa: E402
+from openpyxl.comments import Comment  # noqa: E402
+from openpyxl.styles import Alignment, Font, PatternFill  # noqa: E402
+
+from pipeline.codebook import Codebook  # noqa: E402
+from pipeline.corpus import write_atomic, write_json  # noqa: E402
+from pipeline.matrices import (  # noqa: E402
+    SIGNS,
+    CodedPassage,
+    compact_matrix,
+    condition_matrix,
+    coverage,
+    matrix_rows,
+    residual_table,
+    sector_condition_polarity,
+    sector_tests,
+)
+
+RED, GREEN, GREY = "F4B6B6", "B9E3B9", "EEEEEE"
+TYPE_NAMES = {"te_sterk": "te sterk netwerk", "te_zwak": "te zwak netwerk", "goed": "goed netwerk"}
+
+
+def _replace_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.replace(tmp, path)
+
+
+def _png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def row_label(codebook: Codebook, condition: str, itype: str | None) -> str:
+    name = codebook.fields["conditions"].label(condition).name
+    return f"{name} – {TYPE_NAMES.get(itype, itype)}" if itype else name
+
+
+def stakeholder_name(codebook: Codebook, stakeholder: str) -> str:
+    return codebook.fields["stakeholders"].label(stakeholder).name if stakeholder else "Geen stakeholder"
+
+
+# --------------------------------------------------------------------------- per document
+
+
+def heatmap_png(long: pd.DataFrame, codebook: Codebook, title: str) -> bytes:
+    """Tabel-1 heatmap: good practices minus barriers per cell, counts written in."""
+    rows = matrix_rows(codebook)
+    stakeholders = [*codebook.ids("stakeholders"), ""]
+    values = [[0] * len(stakeholders) for _ in rows]
+    texts = [[""] * len(stakeholders) for _ in rows]
+    for i, (condition, itype) in enumerate(rows):
+        for j, stakeholder in enumerate(stakeholders):
+            cell = long[
+                (long.condition == condition)
+                & (long.interactie_type == (itype or ""))
+                & (long.stakeholder == stakeholder)
+            ]
+            minus = int(cell[cell.polarity == "belemmerend"].n.sum())
+            plus = int(cell[cell.polarity == "bevorderend"].n.sum())
+            values[i][j] = plus - minus
+            texts[i][j] = f"−{minus} / +{plus}" if minus or plus else ""
+    fig, ax = plt.subplots(figsize=(9, 0.5 * len(rows) + 1.5))
+    limit = max(1, max(abs(v) for row in values for v in row))
+    ax.imshow(values, cmap="RdYlGn", vmin=-limit, vmax=limit, aspect="auto")
+    ax.set_xticks(
+        range(len(stakeholders)), [stakeholder_name(codebook, s) for s in stakeholders], rotation=20, ha="right"
+    )
+    ax.set_yticks(range(len(rows)), [row_label(codebook, c, t) for c, t in rows])
+    for i in range(len(rows)):
+        for j in range(len(stakeholders)):
+            ax.text(j, i, texts[i][j], ha="center", va="center", fontsize=8)
+    ax.set_title(title, fontsize=10)
+    return _png(fig)
+
+
+def write_xlsx(
+    path: Path,
+    matrices: dict[str, pd.DataFrame],
+    by_id: dict[str, CodedPassage],
+    codebook: Codebook,
+    titles: dict[str, str],
+) -> None:
+    """One sheet per document laid out like Tabel 1: − and + columns per stakeholder group,
+    red and green fills, an example passage per cell as a comment."""
+    book = Workbook()
+    book.remove(book.active)
+    stakeholders = [*codebook.ids("stakeholders"), ""]
+    for doc_id, long in matrices.items():
+        sheet = book.create_sheet(title=doc_id[:31])
+        sheet["A1"] = titles.get(doc_id, doc_id)
+        sheet["A1"].font = Font(bold=True)
+        sheet["A2"] = "Systeemvoorwaarden"
+        sheet["A2"].font = Font(bold=True)
+        for j, stakeholder in enumerate(stakeholders):
+            column = 2 + 2 * j
+            sheet.cell(row=2, column=column, value=stakeholder_name(codebook, stakeholder)).font = Font(bold=True)
+            sheet.merge_cells(start_row=2, start_column=column, end_row=2, end_column=column + 1)
+            sheet.cell(row=3, column=column, value="− belemmerend")
+            sheet.cell(row=3, column=column + 1, value="+ bevorderend")
+        for i, (condition, itype) in enumerate(matrix_rows(codebook)):
+            row = 4 + i
+            sheet.cell(row=row, column=1, value=row_label(codebook, condition, itype))
+            for j, stakeholder in enumerate(stakeholders):
+                for k, polarity in enumerate(SIGNS):
+                    cell_rows = long[
+                        (long.condition == condition)
+                        & (long.interactie_type == (itype or ""))
+                        & (long.stakeholder == stakeholder)
+                        & (long.polarity == polarity)
+                    ]
+                    record = cell_rows.iloc[0]
+                    cell = sheet.cell(row=row, column=2 + 2 * j + k, value=int(record.n))
+                    cell.alignment = Alignment(horizontal="center")
+                    if record.n:
+                        cell.fill = PatternFill("solid", fgColor=RED if polarity == "belemmerend" else GREEN)
+                        example = by_id[record.passage_ids.split()[0]]
+                        note = f"{example.text[:300]} (p. {example.page}, {example.source})"
+                        if record.low_confidence:
+                            note += " — lage modelzekerheid"
+                        cell.comment = Comment(note, "mgz")
+        sheet.column_dimensions["A"].width = 42
+    buffer = io.BytesIO()
+    book.save(buffer)
+    _replace_bytes(path, buffer.getvalue())
+
+
+def write_matrices(
+    passages: Sequence[CodedPassage],
+    codebook: Codebook,
+    out_dir: Path,
+    titles: dict[str, str] | None = None,
+    threshold: float = 0.6,
+) -> dict:
+    """Per document CSV and PNG; all documents as Parquet and XLSX. Returns coverage per document."""
+    titles = titles or {}
+    out_dir = Path(out_dir)
+    by_doc: dict[str, list[CodedPassage]] = {}
+    for p in passages:
+        by_doc.setdefault(p.doc_id, []).append(p)
+    matrices, compacts, summary = {}, [], {}
+    for doc_id, doc_passages in sorted(by_doc.items()):
+        long = condition_matrix(doc_passages, codebook, threshold)
+        matrices[doc_id] = long
+        compacts.append(compact_matrix(doc_passages, codebook))
+        write_atomic(
+            out_dir / f"{doc_id}.csv", long.drop(columns=["n_model_only", "low_confidence"]).to_csv(index=False)
+        )
+        _replace_bytes(out_dir / f"{doc_id}.png", heatmap_png(long, codebook, titles.get(doc_id, doc_id)))
+        summary[doc_id] = coverage(doc_passages)
+    if matrices:
+        everything = pd.concat(matrices.values(), ignore_index=True)
+        buffer = io.BytesIO()
+        everything.to_parquet(buffer, index=False)
+        _replace_bytes(out_dir / "matrices.parquet", buffer.getvalue())
+        write_atomic(out_dir / "compact.csv", pd.concat(compacts, ignore_index=True).to_csv(index=False))
+        write_xlsx(out_dir / "matrices.xlsx", matrices, {p.passage_id: p for p in passages}, codebook, titles)
+    write_json(out_dir / "coverage.json", summary)
+    return {"coverage": summary, "matrices": matrices}
+
+
+# --------------------------------------------------------------------------- across sectors
+
+
+def balance_png(table: pd.DataFrame, codebook: Codebook) -> bytes:
+    """Diverging bars: good practices right, barriers left, per 100 content passages, per sector."""
+    sectors = sorted(table.sector.unique())
+    conditions = list(codebook.ids("conditions"))
+    fig, axes = plt.subplots(1, len(sectors), figsize=(4 * len(sectors), 3.5), sharey=True, squeeze=False)
+    for ax, sector in zip(axes[0], sectors, strict=True):
+        part = table[table.sector == sector]
+        plus = [float(part[(part.condition == c) & (part.polarity == "bevorderend")].per_100.sum()) for c in conditions]
+        minus = [
+            -float(part[(part.condition == c) & (part.polarity == "belemmerend")].per_100.sum()) for c in conditions
+        ]
+        ax.barh(conditions, plus, color="#2ca02c", label="bevorderend (+)")
+        ax.barh(conditions, minus, color="#d62728", label="belemmerend (−)")
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set_title(sector)
+        ax.set_xlabel("per 100 inhoudelijke passages")
+    axes[0][0].set_yticks(range(len(conditions)), [codebook.fields["conditions"].label(c).name for c in conditions])
+    axes[0][-1].legend(loc="lower right", fontsize=8)
+    return _png(fig)
+
+
+def write_comparison(passages: Sequence[CodedPassage], codebook: Codebook, out_dir: Path, n_boot: int = 1000) -> dict:
+    out_dir = Path(out_dir)
+    table = sector_condition_polarity(passages, codebook, n_boot=n_boot)
+    write_atomic(out_dir / "sector_condition_polarity.csv", table.to_csv(index=False))
+    tests = sector_tests(passages, codebook)
+    write_json(out_dir / "chi_square.json", tests)
+    write_atomic(
+        out_dir / "sector_condition_residuals.csv", residual_table(tests["sector_x_condition"]).to_csv(index=False)
+    )
+    figure = balance_png(table, codebook) if len(table) else b""
+    if figure:
+        _replace_bytes(out_dir / "balance.png", figure)
+    return {"table": table, "tests": tests, "balance_png": figure}
+
+
+# --------------------------------------------------------------------------- HTML report
+
+TEMPLATE = """<!doctype html>
+<html lang="nl"><head><meta charset="utf-8"><title>MGZ-analyse: systeemvoorwaarden per studie</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:2rem;max-width:1200px;color:#222}
+table{border-collapse:collapse;margin:0.5rem 0 1.5rem}td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px}
+th{background:#f3f3f3}.neg{background:#{{red}}}.pos{background:#{{green}}}.low{outline:2px dashed #555}
+.caption{color:#555;font-size:13px;max-width:900px}.warn{color:#a40}img{max-width:100%}
+details{margin:0.3rem 0}
+</style></head><body>
+<h1>Systeemvoorwaarden voor medisch-generalistische zorg</h1>
+<p class="caption">Gegenereerd door mgz. Passages zijn gecodeerd volgens het systeem framework (Klein Woolthuis e.a.).
+Labels komen van de beoordeling door een analist waar die er is, anders van het model
+({{ model_version or "geen model" }}). Cellen met een stippellijn rusten alleen op het model, met een gemiddelde
+modelzekerheid onder {{ threshold }}.</p>
+
+<h2>Corpus</h2>
+<table><tr><th>Document</th><th>Sector</th><th>Pagina's</th><th>Passages</th><th>Inhoudelijke passages</th>
+<th>Beoordeeld</th><th>Alleen model</th><th>Niet geclassificeerd</th></tr>
+{% for d in documents %}<tr><td>{{ d.title }}</td><td>{{ d.sector }}</td><td>{{ d.pages }}</td>
+<td>{{ d.coverage.passages }}</td><td>{{ d.coverage.content_passages }}</td><td>{{ d.coverage.reviewed }}</td>
+<td>{{ d.coverage.model_only }}</td><td>{{ d.coverage.unclassified }}</td></tr>{% endfor %}
+</table>
+
+<h2>Matrices per document</h2>
+<p class="caption">Per systeemvoorwaarde en stakeholdergroep het aantal passages met een belemmerende (−, rood)
+en een bevorderende (+, groen) bevinding, zoals Tabel 1 in de VG-verkenning.</p>
+{% for d in documents %}
+<h3>{{ d.title }}</h3>
+<table><tr><th>Systeemvoorwaarde</th>{% for s in stakeholders %}<th colspan="2">{{ s }}</th>{% endfor %}</tr>
+{% for row in d.rows %}<tr><td>{{ row.label }}</td>{% for cell in row.cells %}
+<td class="{{ cell.css }}" title="{{ cell.title }}">{{ cell.text }}</td>{% endfor %}</tr>{% endfor %}
+</table>
+{% for ex in d.examples %}<details><summary>{{ ex.cell }}</summary><ul>{% for p in ex.passages %}
+<li>{{ p.text }} <a href="{{ p.link }}">p. {{ p.page }}</a> <em>({{ p.source }})</em></li>{% endfor %}</ul>
+</details>{% endfor %}
+{% endfor %}
+
+<h2>Vergelijking tussen sectoren</h2>
+<p class="caption">Aantal passages per 100 inhoudelijke passages van de sector, met een bootstrap-interval van
+95 % (passages opnieuw getrokken binnen elk document).</p>
+<img alt="Balans belemmerend/bevorderend per voorwaarde en sector" src="data:image/png;base64,{{ balance }}">
+<table><tr><th>Sector</th><th>Voorwaarde</th><th>Richting</th><th>n</th><th>per 100</th><th>95 %-interval</th></tr>
+{% for r in comparison %}<tr><td>{{ r.sector }}</td><td>{{ r.condition }}</td><td>{{ r.polarity }}</td>
+<td>{{ r.n }}</td><td>{{ r.per_100 }}</td><td>{{ r.ci_low }} – {{ r.ci_high }}</td></tr>{% endfor %}</table>
+
+<h3>Hangen sector en voorwaarde samen?</h3>
+{% if test.testable %}
+<p class="caption">Chi-kwadraat = {{ test.chi2 }} (df = {{ test.dof }}), p = {{ "%.4f"|format(test.p_value) }}.
+Een passage kan meerdere voorwaarden hebben; lees de p-waarde daarom als richtlijn en de gestandaardiseerde
+residuen als de bevinding: |r| &gt; 2 betekent dat die cel duidelijk meer (+) of minder (−) voorkomt dan bij
+onafhankelijkheid te verwachten is.</p>
+{% if test.warning %}<p class="warn">Let op: {{ test.warning }}.</p>{% endif %}
+<table><tr><th>Sector</th>{% for c in test.columns %}<th>{{ c }}</th>{% endfor %}</tr>
+{% for i in range(test.rows|length) %}<tr><td>{{ test.rows[i] }}</td>{% for j in range(test.columns|length) %}
+<td>{{ test.observed[i][j] }} (r = {{ test.residuals[i][j] }})</td>{% endfor %}</tr>{% endfor %}</table>
+{% else %}<p class="warn">{{ test.warning }}</p>{% endif %}
+
+{% for d in documents %}<h3>Heatmap: {{ d.title }}</h3>
+<img alt="Heatmap {{ d.title }}" src="data:image/png;base64,{{ d.heatmap }}">{% endfor %}
+</body></html>
+"""
+
+
+def write_html_report(
+    path: Path,
+    passages: Sequence[CodedPassage],
+    codebook: Codebook,
+    docs: list[dict],
+    matrices: dict,
+    coverage_by_doc: dict,
+    comparison: dict,
+    model_version: str | None,
+    threshold: float = 0.6,
+) -> None:
+    """One HTML file with everything inline (CSS, figures), opening from disk without a network."""
+    by_id = {p.passage_id: p for p in passages}
+    stakeholders = [*codebook.ids("stakeholders"), ""]
+    documents = []
+    for doc in docs:
+        doc_id = doc["doc_id"]
+        if doc_id not in matrices:
+            continue
+        long = matrices[doc_id]
+        link_base = os.path.relpath(doc["source"], path.parent) if doc.get("source") else ""
+        rows, examples = [], []
+        for condition, itype in matrix_rows(codebook):
+            label = row_label(codebook, condition, itype)
+            cells = []
+            for stakeholder in stakeholders:
+                for polarity, sign in SIGNS.items():
+                    record = long[
+                        (long.condition == condition)
+                        & (long.interactie_type == (itype or ""))
+                        & (long.stakeholder == stakeholder)
+                        & (long.polarity == polarity)
+                    ].iloc[0]
+                    css = ("neg" if polarity == "belemmerend" else "pos") if record.n else ""
+                    css += " low" if record.low_confidence else ""
+                    cells.append(
+                        {
+                            "text": f"{sign}{record.n}" if record.n else "",
+                            "css": css,
+                            "title": f"{record.n_model_only} alleen model",
+                        }
+                    )
+                    if record.n:
+                        ids = record.passage_ids.split()[:3]
+                        examples.append(
+                            {
+                                "cell": f"{label} · {stakeholder_name(codebook, stakeholder)} · {sign}{record.n}",
+                                "passages": [
+                                    {
+                                        "text": by_id[i].text,
+                                        "page": by_id[i].page,
+                                        "source": by_id[i].source,
+                                        "link": f"{link_base}#page={by_id[i].page}",
+                                    }
+                                    for i in ids
+                                ],
+                            }
+                        )
+            rows.append({"label": label, "cells": cells})
+        documents.append(
+            {
+                "title": doc.get("title") or doc_id,
+                "sector": doc.get("sector", ""),
+                "pages": doc.get("pages") or "",
+                "coverage": coverage_by_doc[doc_id],
+                "rows": rows,
+                "examples": examples,
+                "heatmap": base64.b64encode(heatmap_png(long, codebook, doc.get("title") or doc_id)).decode(),
+            }
+        )
+    env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
+    page = env.from_string(TEMPLATE).render(
+        red=RED,
+        green=GREEN,
+        documents=documents,
+        threshold=threshold,
+        model_version=model_version,
+        stakeholders=[stakeholder_name(codebook, s) for s in stakeholders],
+        comparison=comparison["table"].to_dict("records"),
+        test=comparison["tests"]["sector_x_condition"],
+        balance=base64.b64encode(comparison["balance_png"]).decode(),
+    )
+    write_atomic(path, page)
+
+
+def build_outputs(
+    engine, codebook: Codebook, out_dir: Path, model_version: str | None, report: bool = True, threshold: float = 0.6
+) -> dict:
+    """Matrices (``out_dir/matrices``), comparison (``out_dir/comparison``) and, with ``report``,
+    the HTML report (``out_dir/report/index.html``), all from the store."""
+    from pipeline.matrices import coded_passages
+    from pipeline.store import document_rows
+
+    passages = coded_passages(engine, model_version)
+    docs = [d for d in document_rows(engine) if d["status"] == "ok"]
+    titles = {d["doc_id"]: d["title"] or d["doc_id"] for d in docs}
+    written = write_matrices(passages, codebook, out_dir / "matrices", titles, threshold)
+    result = {"coverage": written["coverage"]}
+    if report:
+        comparison = write_comparison(passages, codebook, out_dir / "comparison")
+        write_html_report(
+            out_dir / "report" / "index.html",
+            passages,
+            codebook,
+            docs,
+            written["matrices"],
+            written["coverage"],
+            comparison,
+            model_version,
+            threshold,
+        )
+        result["tests"] = comparison["tests"]
+    return result
