@@ -99,12 +99,20 @@ def heatmap_png(long: pd.DataFrame, codebook: Codebook, title: str) -> bytes:
     return _png(fig)
 
 
+def coverage_line(cov: dict) -> str:
+    return (
+        f"Inhoudelijke passages: {cov['content_passages']} · beoordeeld: {cov['reviewed']} · "
+        f"alleen model: {cov['model_only']} · niet geclassificeerd: {cov['unclassified']}"
+    )
+
+
 def write_xlsx(
     path: Path,
     matrices: dict[str, pd.DataFrame],
     by_id: dict[str, CodedPassage],
     codebook: Codebook,
     titles: dict[str, str],
+    coverage_by_doc: dict[str, dict],
 ) -> None:
     """One sheet per document laid out like Tabel 1: − and + columns per stakeholder group,
     red and green fills, an example passage per cell as a comment."""
@@ -115,6 +123,7 @@ def write_xlsx(
         sheet = book.create_sheet(title=doc_id[:31])
         sheet["A1"] = titles.get(doc_id, doc_id)
         sheet["A1"].font = Font(bold=True)
+        sheet["D1"] = coverage_line(coverage_by_doc[doc_id])
         sheet["A2"] = "Systeemvoorwaarden"
         sheet["A2"].font = Font(bold=True)
         for j, stakeholder in enumerate(stakeholders):
@@ -179,7 +188,7 @@ def write_matrices(
         everything.to_parquet(buffer, index=False)
         _replace_bytes(out_dir / "matrices.parquet", buffer.getvalue())
         write_atomic(out_dir / "compact.csv", pd.concat(compacts, ignore_index=True).to_csv(index=False))
-        write_xlsx(out_dir / "matrices.xlsx", matrices, {p.passage_id: p for p in passages}, codebook, titles)
+        write_xlsx(out_dir / "matrices.xlsx", matrices, {p.passage_id: p for p in passages}, codebook, titles, summary)
     write_json(out_dir / "coverage.json", summary)
     return {"coverage": summary, "matrices": matrices}
 
@@ -253,6 +262,7 @@ modelzekerheid onder {{ threshold }}.</p>
 en een bevorderende (+, groen) bevinding, zoals Tabel 1 in de VG-verkenning.</p>
 {% for d in documents %}
 <h3>{{ d.title }}</h3>
+<p class="caption">{{ d.coverage_line }}</p>
 <table><tr><th>Systeemvoorwaarde</th>{% for s in stakeholders %}<th colspan="2">{{ s }}</th>{% endfor %}</tr>
 {% for row in d.rows %}<tr><td>{{ row.label }}</td>{% for cell in row.cells %}
 <td class="{{ cell.css }}" title="{{ cell.title }}">{{ cell.text }}</td>{% endfor %}</tr>{% endfor %}
@@ -281,6 +291,12 @@ onafhankelijkheid te verwachten is.</p>
 {% for i in range(test.rows|length) %}<tr><td>{{ test.rows[i] }}</td>{% for j in range(test.columns|length) %}
 <td>{{ test.observed[i][j] }} (r = {{ test.residuals[i][j] }})</td>{% endfor %}</tr>{% endfor %}</table>
 {% else %}<p class="warn">{{ test.warning }}</p>{% endif %}
+
+<h3>Verschilt de richting (belemmerend/bevorderend/neutraal) per sector, binnen elke voorwaarde?</h3>
+<table><tr><th>Voorwaarde</th><th>Chi-kwadraat</th><th>df</th><th>p</th><th>Grootste residu</th><th>Opmerking</th></tr>
+{% for name, t in within.items() %}<tr><td>{{ name }}</td>{% if t.testable %}<td>{{ t.chi2 }}</td><td>{{ t.dof }}</td>
+<td>{{ "%.4f"|format(t.p_value) }}</td><td>{{ t.largest }}</td>{% else %}<td colspan="4"></td>{% endif %}
+<td class="warn">{{ t.warning or "" }}</td></tr>{% endfor %}</table>
 
 {% for d in documents %}<h3>Heatmap: {{ d.title }}</h3>
 <img alt="Heatmap {{ d.title }}" src="data:image/png;base64,{{ d.heatmap }}">{% endfor %}
@@ -368,9 +384,26 @@ def write_html_report(
         stakeholders=[stakeholder_name(codebook, s) for s in stakeholders],
         comparison=comparison["table"].to_dict("records"),
         test=comparison["tests"]["sector_x_condition"],
+        within={
+            codebook.fields["conditions"].label(c).name: _with_largest(t)
+            for c, t in comparison["tests"]["polarity_within_condition"].items()
+        },
         balance=base64.b64encode(comparison["balance_png"]).decode(),
     )
     write_atomic(path, page)
+
+
+def _with_largest(test: dict) -> dict:
+    """Name the cell that drives a test most, in words a reader can check in the table."""
+    if not test.get("testable"):
+        return test
+    cells = [
+        (abs(r), test["rows"][i], test["columns"][j], r)
+        for i, row in enumerate(test["residuals"])
+        for j, r in enumerate(row)
+    ]
+    _, sector, column, value = max(cells)
+    return {**test, "largest": f"{sector} · {column}: r = {value}"}
 
 
 def build_outputs(
