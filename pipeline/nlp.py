@@ -10,7 +10,11 @@ component that attaches glossary expansions to abbreviation tokens.
 from __future__ import annotations
 
 import re
+import shutil
 import string
+import subprocess
+import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -70,15 +74,85 @@ class GlossaryTagger:
         return doc
 
 
+FROG_COMPONENT = "frog_lemmatizer"
+
+
+def frog_available(binary: str = "frog") -> bool:
+    """Frog (Radboud's Dutch NLP suite) comes from Debian's `frog` and `frogdata` packages."""
+    return shutil.which(binary) is not None
+
+
+@Language.factory(FROG_COMPONENT, default_config={"binary": "frog", "batch_size": 2000})
+def make_frog_component(nlp: Language, name: str, binary: str, batch_size: int) -> FrogLemmatizer:
+    return FrogLemmatizer(binary, batch_size)
+
+
+class FrogLemmatizer:
+    """Sets ``token.lemma_`` from Frog's memory-based lemmatizer, on spaCy's own tokens.
+
+    Frog runs once per batch of documents (its start-up costs about a second),
+    on pre-tokenised input so its output aligns one-to-one with spaCy's tokens.
+    """
+
+    def __init__(self, binary: str = "frog", batch_size: int = 2000) -> None:
+        if not frog_available(binary):
+            raise RuntimeError(f"{binary}: not found; install Debian's frog and frogdata packages")
+        self.binary = binary
+        self.batch_size = batch_size
+
+    def __call__(self, doc: Doc) -> Doc:
+        return next(self.pipe([doc]))
+
+    def pipe(self, docs: Iterable[Doc], batch_size: int | None = None) -> Iterator[Doc]:
+        batch: list[Doc] = []
+        for doc in docs:
+            batch.append(doc)
+            if len(batch) >= (batch_size or self.batch_size):
+                yield from self._lemmatize(batch)
+                batch = []
+        if batch:
+            yield from self._lemmatize(batch)
+
+    def _lemmatize(self, docs: list[Doc]) -> list[Doc]:
+        lines, positions = [], []
+        for doc in docs:
+            keep = [t.i for t in doc if t.text.strip() and " " not in t.text]
+            positions.append(keep)
+            lines.append(" ".join(doc[i].text for i in keep) or ".")
+        with tempfile.TemporaryDirectory() as tmp:
+            source, target = f"{tmp}/in.txt", f"{tmp}/out.tsv"
+            with open(source, "w", encoding="utf-8") as handle:
+                handle.write("\n".join(lines) + "\n")
+            subprocess.run(
+                [self.binary, "-t", source, "-n", "--skip=tmpcna", "-o", target],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            with open(target, encoding="utf-8") as handle:
+                blocks = [b for b in handle.read().split("\n\n") if b.strip()]
+        if len(blocks) != len(docs):
+            raise RuntimeError(f"frog returned {len(blocks)} sentences for {len(docs)} documents")
+        for doc, keep, block in zip(docs, positions, blocks, strict=True):
+            rows = [line.split("\t") for line in block.strip().split("\n")]
+            if len(rows) != len(keep) and keep:
+                raise RuntimeError("frog changed the tokenisation; cannot align lemmas")
+            for i, row in zip(keep, rows, strict=False):
+                doc[i].lemma_ = row[2] or doc[i].text
+        return docs
+
+
 def _case_variants(abbreviation: str) -> set[str]:
     return {abbreviation, abbreviation[:1].upper() + abbreviation[1:], abbreviation.upper()}
 
 
-def make_nlp(glossary: Glossary, lemmas: bool = True) -> Language:
+def make_nlp(glossary: Glossary, lemmas: bool = True, lemmatizer: str = "lookup") -> Language:
     """Build the project's Dutch pipeline.
 
-    ``lemmas=False`` skips the lookup lemmatizer for callers that only need
-    sentences (ingestion), which keeps start-up fast.
+    ``lemmas=False`` skips lemmatization for callers that only need sentences
+    (ingestion), which keeps start-up fast. ``lemmatizer`` is ``"lookup"``
+    (spaCy's tables from spacy-lookups-data; always available) or ``"frog"``
+    (Frog, when Debian's package is installed); see ``bench/lemmatizers.py``.
     """
     nlp = spacy.blank("nl")
     for abbreviation in glossary.abbreviations:
@@ -90,7 +164,9 @@ def make_nlp(glossary: Glossary, lemmas: bool = True) -> Language:
         nlp.tokenizer.add_special_case(f"{letter}.", [{"ORTH": f"{letter}."}])
     nlp.add_pipe("sentencizer")
     nlp.add_pipe(GLOSSARY_COMPONENT, config={"terms": glossary.terms})
-    if lemmas:
+    if lemmas and lemmatizer == "frog":
+        nlp.add_pipe(FROG_COMPONENT)
+    elif lemmas:
         nlp.add_pipe("lemmatizer", config={"mode": "lookup"})
         nlp.initialize()
     return nlp

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 import docx
+import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.ingest import extract_document
-from pipeline.nlp import lemmas, load_glossary, make_nlp, sentence_spans
+from pipeline.nlp import frog_available, lemmas, load_glossary, make_nlp, sentence_spans
 
 from .conftest import CORPUS
 
@@ -97,3 +98,11 @@ def test_cli_json_has_the_documented_shape(tmp_path):
         "speaker",
     }
     assert data["pages"] == 3
+
+
+@pytest.mark.skipif(not frog_available(), reason="Debian's frog is not installed (the .ci/run script installs it)")
+def test_frog_component_lemmatizes_spacy_tokens_in_batches():
+    nlp = make_nlp(load_glossary(), lemmatizer="frog")
+    docs = list(nlp.pipe(["De huisartsen werkten samen met de AVG.", "Zij hebben o.a.  overleg gevoerd."]))
+    assert [t.lemma_ for t in docs[0]] == ["de", "huisarts", "werken", "samen", "met", "de", "AVG", "."]
+    assert [t.lemma_ for t in docs[1] if t.text.strip()][-2] == "voeren"
