@@ -47,15 +47,12 @@ def test_sentences_survive_dutch_and_domain_abbreviations():
         "i.s.m. de HAP e.d. Daarna volgt de z.g. triage. J.J. Schuurmans en R. Bal schreven dit."
     )
     sentences = [text[a:b] for a, b in sentence_spans(nlp, text)]
-    assert (
-        sentences
-        == [
-            "Dit geldt o.a. voor de HA en de AVG.",
-            "Zie bijv. de afspraken t.a.v. de Wlz, m.b.t. de ANW-zorg i.s.m. de HAP e.d. Daarna volgt de z.g. triage.",
-            "J.J. Schuurmans en R. Bal schreven dit.",
-        ]
-        or len(sentences) == 4
-    )
+    # "e.d." may end a sentence or not; the tokenizer keeps it whole, so the split is deliberately conservative.
+    assert sentences == [
+        "Dit geldt o.a. voor de HA en de AVG.",
+        "Zie bijv. de afspraken t.a.v. de Wlz, m.b.t. de ANW-zorg i.s.m. de HAP e.d. Daarna volgt de z.g. triage.",
+        "J.J. Schuurmans en R. Bal schreven dit.",
+    ]
 
 
 def test_lookup_lemmas_stop_words_and_glossary():
