@@ -19,7 +19,7 @@ run: $(STAMP)
 	$(VENV)/bin/mgz run --corpus corpus --out outputs
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check pipeline tests bench
+	$(VENV)/bin/ruff check pipeline flows tests bench
 	$(PY) -m pytest
 
 bench: $(STAMP)

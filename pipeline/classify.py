@@ -603,24 +603,42 @@ def classify_items(
     return model.predict([i.id for i in items], lemmas, [i.text for i in items], vectors, card["model_version"])
 
 
+def read_card(directory: Path) -> dict | None:
+    """The model card alone (cheap): enough to know the model version without loading the model."""
+    path = directory / CARD_FILE
+    return json.loads(path.read_text("utf-8")) if path.exists() else None
+
+
+def needs_classification(engine, doc: dict, model_version: str) -> bool:
+    from pipeline.store import classified_passage_ids, load_passages
+
+    done = classified_passage_ids(engine, doc["doc_id"], model_version)
+    return not {p.id for p in load_passages(engine, doc["doc_id"])} <= done
+
+
+def classify_document(engine, doc: dict, model: PassageClassifier, card: dict, nlp: Language, encoder) -> int:
+    """Classify one stored document unless this model version already did; returns passages classified."""
+    from pipeline.store import classified_passage_ids, save_classifications
+
+    items = corpus_inputs(engine, doc)
+    if {i.id for i in items} <= classified_passage_ids(engine, doc["doc_id"], card["model_version"]):
+        return 0
+    predictions = classify_items(model, card, items, nlp, encoder, engine)
+    save_classifications(
+        engine, doc["doc_id"], card["model_version"], [public_prediction(p, list(model.fields)) for p in predictions]
+    )
+    return len(predictions)
+
+
 def classify_corpus(engine, model: PassageClassifier, card: dict, nlp: Language, encoder) -> dict[str, int]:
     """Classify every stored document not yet classified by this model version.
 
     A new model version reclassifies stored passages without re-ingesting.
     """
-    from pipeline.store import classified_passage_ids, document_rows, save_classifications
+    from pipeline.store import document_rows
 
     done: dict[str, int] = {}
-    fields = list(model.fields)
     for doc in document_rows(engine):
-        if doc["status"] != "ok":
-            continue
-        items = corpus_inputs(engine, doc)
-        if {i.id for i in items} <= classified_passage_ids(engine, doc["doc_id"], card["model_version"]):
-            continue
-        predictions = classify_items(model, card, items, nlp, encoder, engine)
-        save_classifications(
-            engine, doc["doc_id"], card["model_version"], [public_prediction(p, fields) for p in predictions]
-        )
-        done[doc["doc_id"]] = len(predictions)
+        if doc["status"] == "ok" and (n := classify_document(engine, doc, model, card, nlp, encoder)):
+            done[doc["doc_id"]] = n
     return done

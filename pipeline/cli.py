@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -14,7 +15,7 @@ from rich.table import Table
 
 from pipeline.annotations import AnnotationSet, annotation_stats
 from pipeline.codebook import load_codebook
-from pipeline.corpus import IngestReport, ingest_corpus, write_atomic, write_json
+from pipeline.corpus import IngestReport, ingest_corpus, write_atomic
 from pipeline.ingest import ExtractJob, ExtractOptions, IngestError, extract_many
 from pipeline.settings import Settings
 from pipeline.store import document_rows, load_passages, open_store
@@ -106,36 +107,33 @@ def run(
     out: Path | None = typer.Option(None, help="Outputs folder (default outputs/)."),
     store: str | None = typer.Option(None, help="SQLAlchemy URL (default sqlite in outputs/)."),
     models: Path = typer.Option(Path("models"), help="Folder with the trained classifier."),
-    workers: int | None = typer.Option(None),
 ) -> None:
-    """The main job: ingest the corpus, classify its passages, write both per document to outputs/."""
-    from pipeline.classify import ModelError, classify_corpus, load_model
-    from pipeline.embeddings import make_encoder
-    from pipeline.nlp import load_glossary, make_nlp
-    from pipeline.store import load_classifications
+    """The main job, as a Prefect flow: ingest what changed, classify, write matrices and the report."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no telemetry calls from closed networks
+    from flows.corpus import corpus_flow
 
-    settings = _settings(corpus_dir=corpus, out_dir=out, store_url=store, workers=workers)
-    report = _ingest(settings)
-    engine = open_store(settings.resolved_store_url())
-    try:
-        model, card = load_model(models, load_codebook())
-    except ModelError as exc:
-        typer.echo(f"warning: {exc}; passages are written without classification", err=True)
-        model = card = None
-    if model is not None:
-        with console.status(f"Passages classificeren met {card['model_version']} …"):
-            done = classify_corpus(engine, model, card, make_nlp(load_glossary()), make_encoder("e5"))
-        console.print(f"Geclassificeerd: {', '.join(f'{d} ({n})' for d, n in done.items()) or 'niets nieuw'}")
-    for doc in document_rows(engine):
-        if doc["status"] != "ok":
-            continue
-        labels = load_classifications(engine, doc["doc_id"], card["model_version"]) if card else {}
-        passages = [{**p.to_json(), "classification": labels.get(p.id)} for p in load_passages(engine, doc["doc_id"])]
-        write_json(settings.out_dir / "passages" / f"{doc['doc_id']}.json", {**doc, "passages": passages})
-    write_json(settings.out_dir / "ingest_report.json", report.to_json())
-    _outputs(settings, models, report=True)
-    console.print(f"Uitvoer geschreven naar {settings.out_dir}/")
-    raise typer.Exit(code=0 if report.ok else 1)
+    settings = _settings(corpus_dir=corpus, out_dir=out, store_url=store)
+    state = corpus_flow(
+        str(settings.corpus_dir),
+        str(settings.out_dir),
+        settings.resolved_store_url(),
+        str(models),
+        settings.max_pages,
+        return_state=True,
+    )
+    report_path = settings.out_dir / "run_report.json"
+    summary = json.loads(report_path.read_text("utf-8")) if report_path.exists() else {}
+    table = Table(title="mgz run")
+    table.add_column("")
+    table.add_column("documenten")
+    for key in ("ingested", "unchanged", "retired"):
+        table.add_row(key, ", ".join(summary.get(key, [])) or "-")
+    table.add_row("classified", ", ".join(f"{d} ({n})" for d, n in summary.get("classified", {}).items()) or "-")
+    console.print(table)
+    for doc_id, reason in summary.get("failed", {}).items():
+        typer.echo(f"error: {doc_id}: {reason}", err=True)
+    console.print(f"Uitvoer in {settings.out_dir}/ (rapport: {settings.out_dir / 'report' / 'index.html'})")
+    raise typer.Exit(code=1 if state.is_failed() else 0)
 
 
 def _model_version(models: Path, codebook) -> str | None:

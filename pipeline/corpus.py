@@ -17,9 +17,9 @@ from pathlib import Path
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
-from pipeline.ingest import STAGE_VERSION, ExtractJob, ExtractOptions, IngestError, extract_many
+from pipeline.ingest import STAGE_VERSION, ExtractJob, ExtractOptions, ExtractResult, IngestError, extract_many
 from pipeline.models import ManifestRow
-from pipeline.store import is_current, record_failure, save_document
+from pipeline.store import is_current, record_failure, retire_documents, save_document
 
 REQUIRED_COLUMNS = ("doc_id", "file", "sector")
 
@@ -88,6 +88,7 @@ class IngestReport:
     ingested: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     failed: list[ManifestProblem] = field(default_factory=list)
+    retired: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -97,6 +98,7 @@ class IngestReport:
         return {
             "ingested": self.ingested,
             "unchanged": self.unchanged,
+            "retired": self.retired,
             "failed": [{"doc_id": f.doc_id, "source": f.source, "reason": f.reason} for f in self.failed],
         }
 
@@ -109,19 +111,52 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _store_result(engine: Engine, result: ExtractResult, row: ManifestRow, report: IngestReport) -> None:
+    if result.document is not None:
+        save_document(engine, result.document, row, STAGE_VERSION)
+        report.ingested.append(row.doc_id)
+    else:
+        error = result.error or "unknown error"
+        reason = error.split(": ", 1)[1] if error.startswith(result.job.path) else error
+        record_failure(engine, result.job.path, reason, row.doc_id)
+        report.failed.append(ManifestProblem(row.doc_id, result.job.path, reason))
+
+
+def ingest_document(
+    engine: Engine, corpus_dir: Path, row: ManifestRow, options: ExtractOptions = ExtractOptions()
+) -> IngestReport:
+    """Ingest one manifest row unless the stored copy is current (same sha256 and stage version)."""
+    report = IngestReport()
+    path = Path(corpus_dir) / row.file
+    if is_current(engine, row.doc_id, file_sha256(path), STAGE_VERSION):
+        report.unchanged.append(row.doc_id)
+        return report
+    result = extract_many([ExtractJob(str(path), row.doc_id, row.title or None)], workers=1, options=options)[0]
+    _store_result(engine, result, row, report)
+    return report
+
+
+def start_corpus(engine: Engine, corpus_dir: Path) -> tuple[Manifest, IngestReport]:
+    """Validate the manifest, log its problems, and retire documents no longer listed."""
+    manifest = read_manifest(corpus_dir)
+    report = IngestReport()
+    for problem in manifest.problems:
+        record_failure(engine, problem.source, problem.reason, problem.doc_id)
+        report.failed.append(problem)
+    listed = {row.doc_id for row in manifest.rows} | {p.doc_id for p in manifest.problems if p.doc_id}
+    report.retired = retire_documents(engine, listed)
+    return manifest, report
+
+
 def ingest_corpus(
     corpus_dir: Path,
     engine: Engine,
     workers: int = 2,
     options: ExtractOptions = ExtractOptions(),
 ) -> IngestReport:
-    """Ingest every manifest document that changed since it was last stored."""
+    """Ingest every manifest document that changed since it was last stored, in parallel processes."""
     corpus_dir = Path(corpus_dir)
-    manifest = read_manifest(corpus_dir)
-    report = IngestReport()
-    for problem in manifest.problems:
-        record_failure(engine, problem.source, problem.reason, problem.doc_id)
-        report.failed.append(problem)
+    manifest, report = start_corpus(engine, corpus_dir)
     by_id = {row.doc_id: row for row in manifest.rows}
     jobs = []
     for row in manifest.rows:
@@ -131,16 +166,8 @@ def ingest_corpus(
         else:
             jobs.append(ExtractJob(str(path), row.doc_id, row.title or None))
     for result in extract_many(jobs, workers=workers, options=options):
-        doc_id = result.job.doc_id
-        assert doc_id is not None
-        if result.document is not None:
-            save_document(engine, result.document, by_id[doc_id], STAGE_VERSION)
-            report.ingested.append(doc_id)
-        else:
-            error = result.error or "unknown error"
-            reason = error.split(": ", 1)[1] if error.startswith(result.job.path) else error
-            record_failure(engine, result.job.path, reason, doc_id)
-            report.failed.append(ManifestProblem(doc_id, result.job.path, reason))
+        assert result.job.doc_id is not None
+        _store_result(engine, result, by_id[result.job.doc_id], report)
     return report
 
 

@@ -434,3 +434,25 @@ def build_outputs(
         )
         result["tests"] = comparison["tests"]
     return result
+
+
+def write_passages(engine, out_dir: Path, model_version: str | None) -> list[str]:
+    """``out_dir/passages/<doc_id>.json``: each current document with its passages and their labels.
+
+    Files of documents that are no longer current (retired, failed) are removed,
+    so the folder always matches the corpus.
+    """
+    from pipeline.store import document_rows, load_classifications, load_passages
+
+    written = []
+    folder = Path(out_dir) / "passages"
+    for doc in document_rows(engine):
+        path = folder / f"{doc['doc_id']}.json"
+        if doc["status"] != "ok":
+            path.unlink(missing_ok=True)
+            continue
+        labels = load_classifications(engine, doc["doc_id"], model_version) if model_version else {}
+        passages = [{**p.to_json(), "classification": labels.get(p.id)} for p in load_passages(engine, doc["doc_id"])]
+        write_json(path, {**doc, "passages": passages})
+        written.append(doc["doc_id"])
+    return written

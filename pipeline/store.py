@@ -267,6 +267,21 @@ def record_failure(engine: Engine, source: str, reason: str, doc_id: str | None 
             existing.updated_at = _now()
 
 
+def retire_documents(engine: Engine, listed: set[str]) -> list[str]:
+    """Mark stored documents that the manifest no longer lists as retired.
+
+    Their passages, classifications and reviews stay in the store (a row put
+    back later picks them up again); outputs only show documents with status ok.
+    """
+    with session(engine) as s:
+        rows = s.scalars(select(DocumentRow).where(DocumentRow.status != "retired"))
+        retired = [r for r in rows if r.doc_id not in listed]
+        for row in retired:
+            row.status = "retired"
+            row.updated_at = _now()
+        return sorted(r.doc_id for r in retired)
+
+
 def load_passages(engine: Engine, doc_id: str) -> list[Passage]:
     with session(engine) as s:
         rows = s.scalars(select(PassageRow).where(PassageRow.doc_id == doc_id).order_by(PassageRow.seq))

@@ -1,0 +1,1 @@
+"""Prefect flows: wiring of the pipeline stages into tasks, nothing more."""

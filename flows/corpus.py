@@ -1,0 +1,151 @@
+"""The corpus flow: manifest → per document ingest → classify → corpus-level outputs.
+
+Each task calls the same library function as its `mgz` sub-command and passes
+only ids, paths and URLs, so tasks can run in other threads or processes.
+Incremental work comes from the store's own record: a document whose sha256 and
+ingest version are unchanged is not re-extracted, and passages already
+classified by the current model version are not classified again.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.futures import as_completed
+from prefect.states import Completed, Failed
+from prefect.task_runners import ProcessPoolTaskRunner
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from sqlalchemy.exc import OperationalError
+
+from pipeline.codebook import load_codebook
+from pipeline.corpus import ingest_document, start_corpus, write_json
+from pipeline.ingest import ExtractOptions
+from pipeline.models import ManifestRow
+from pipeline.store import document_rows, open_store
+
+
+def transient(task, task_run, state) -> bool:
+    """Retry only what may pass: a locked database or a flaky file system, never a corrupt file."""
+    try:
+        state.result()
+    except (OperationalError, sqlite3.OperationalError, TimeoutError, ConnectionError):
+        return True
+    except OSError as exc:
+        return exc.errno in (4, 11, 16, 110)  # EINTR, EAGAIN, EBUSY, ETIMEDOUT
+    except Exception:
+        return False
+    return False
+
+
+@task(task_run_name="ingest {doc_id}", retries=2, retry_delay_seconds=1, retry_condition_fn=transient)
+def ingest_task(doc_id: str, corpus_dir: str, row: dict, store_url: str, max_pages: int) -> dict:
+    report = ingest_document(open_store(store_url), Path(corpus_dir), ManifestRow(**row), ExtractOptions(max_pages))
+    return report.to_json()
+
+
+@task(task_run_name="classify {doc_id}", retries=2, retry_delay_seconds=1, retry_condition_fn=transient)
+def classify_task(doc_id: str, store_url: str, models_dir: str) -> int:
+    from pipeline.classify import classify_document, load_model, needs_classification, read_card
+    from pipeline.embeddings import make_encoder
+    from pipeline.nlp import load_glossary, make_nlp
+
+    engine = open_store(store_url)
+    doc = next(d for d in document_rows(engine) if d["doc_id"] == doc_id)
+    card = read_card(Path(models_dir)) or {}
+    if card and not needs_classification(engine, doc, card["model_version"]):
+        return 0  # nothing new for this model version: do not even load the model
+    model, card = load_model(Path(models_dir), load_codebook())
+    return classify_document(engine, doc, model, card, make_nlp(load_glossary()), make_encoder(card_encoder(card)))
+
+
+def card_encoder(card: dict) -> str:
+    return "use" if card.get("encoder", "").startswith("use-") else "e5"
+
+
+@task(task_run_name="matrices, comparison and report")
+def outputs_task(store_url: str, out_dir: str, model_version: str | None) -> dict:
+    from pipeline.report import build_outputs, write_passages
+
+    engine = open_store(store_url)
+    write_passages(engine, Path(out_dir), model_version)
+    result = build_outputs(engine, load_codebook(), Path(out_dir), model_version)
+    return result["coverage"]
+
+
+def _model_version(models_dir: Path) -> str | None:
+    from pipeline.classify import ModelError, load_model
+
+    try:
+        return load_model(models_dir, load_codebook())[1]["model_version"]
+    except ModelError:
+        return None
+
+
+@flow(name="mgz-corpus", task_runner=ProcessPoolTaskRunner(max_workers=2))
+def corpus_flow(
+    corpus_dir: str = "corpus",
+    out_dir: str = "outputs",
+    store_url: str | None = None,
+    models_dir: str = "models",
+    max_pages: int = 2000,
+    show_progress: bool = True,
+):
+    """Reprocess the corpus: only what changed is redone; one broken document fails alone."""
+    logger = get_run_logger()
+    store_url = store_url or f"sqlite:///{Path(out_dir) / 'mgz.sqlite'}"
+    engine = open_store(store_url)
+    manifest, report = start_corpus(engine, Path(corpus_dir))
+    failures = {p.doc_id or p.source: p.reason for p in report.failed}
+    model_version = _model_version(Path(models_dir))
+    if model_version is None:
+        logger.warning("no trained model in %s: passages are not classified", models_dir)
+
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), disable=not show_progress
+    ) as progress:
+        bar = progress.add_task("inlezen", total=len(manifest.rows))
+        ingests = [
+            ingest_task.submit(r.doc_id, corpus_dir, r.model_dump(), store_url, max_pages) for r in manifest.rows
+        ]
+        ready = []
+        for future in as_completed(ingests):
+            progress.advance(bar)
+            try:
+                result = future.result()
+            except Exception as exc:  # an unexpected error stays with its own document
+                failures[str(future.task_run_id)] = f"{type(exc).__name__}: {exc}"
+                continue
+            report.ingested += result["ingested"]
+            report.unchanged += result["unchanged"]
+            for failed in result["failed"]:
+                failures[failed["doc_id"]] = f"{failed['source']}: {failed['reason']}"
+            ready += result["ingested"] + result["unchanged"]
+        classified: dict[str, int] = {}
+        if model_version is not None:
+            bar = progress.add_task("classificeren", total=len(ready))
+            futures = {classify_task.submit(doc_id, store_url, models_dir): doc_id for doc_id in sorted(ready)}
+            for future in as_completed(list(futures)):
+                progress.advance(bar)
+                try:
+                    classified[futures[future]] = future.result()
+                except Exception as exc:
+                    failures[futures[future]] = f"classification failed: {type(exc).__name__}: {exc}"
+        bar = progress.add_task("matrices en rapport", total=1)
+        coverage = outputs_task(store_url, out_dir, model_version)
+        progress.advance(bar)
+
+    summary = {
+        **report.to_json(),
+        "classified": classified,
+        "failed": failures,
+        "model_version": model_version,
+        "coverage": coverage,
+    }
+    write_json(Path(out_dir) / "run_report.json", summary)
+    logger.info("ingested %s, unchanged %s, classified %s", report.ingested, report.unchanged, classified)
+    if failures:
+        message = "; ".join(f"{doc}: {reason}" for doc, reason in sorted(failures.items()))
+        return Failed(message=f"{len(failures)} document(s) failed: {message}", data=summary)
+    return Completed(message="all documents processed", data=summary)
