@@ -173,6 +173,10 @@ def write_matrices(
     for p in passages:
         by_doc.setdefault(p.doc_id, []).append(p)
     matrices, compacts, summary = {}, [], {}
+    if out_dir.exists():  # documents retired or failed since the last run leave the outputs
+        for stale in [*out_dir.glob("*.csv"), *out_dir.glob("*.png")]:
+            if stale.stem not in by_doc and stale.name != "compact.csv":
+                stale.unlink()
     for doc_id, doc_passages in sorted(by_doc.items()):
         long = condition_matrix(doc_passages, codebook, threshold)
         matrices[doc_id] = long

@@ -1,0 +1,83 @@
+"""The corpus flow on a real (temporary) Prefect server: isolation, incremental work, retirement."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from prefect.testing.utilities import prefect_test_harness
+
+from flows.corpus import corpus_flow
+from pipeline.store import add_review, document_rows, latest_reviews, load_passages, open_store
+
+from .conftest import CORPUS, ROOT, make_pdf
+
+GOOD = "vg-deelsessie-huisartsenzorg"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def prefect_server():
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def write_manifest(corpus, rows):
+    header = "doc_id,file,title,study,sector,doc_type,year\n"
+    (corpus / "manifest.csv").write_text(header + "".join(f"{r},s,vg,rapport,2021\n" for r in rows), "utf-8")
+
+
+def run(tmp_path, corpus):
+    state = corpus_flow(str(corpus), str(tmp_path / "out"), None, str(ROOT / "models"), 50, False, return_state=True)
+    return state, json.loads((tmp_path / "out" / "run_report.json").read_text("utf-8"))
+
+
+def test_broken_document_fails_alone_and_reruns_do_no_work(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(CORPUS / f"{GOOD}.pdf", corpus)
+    whole = make_pdf(tmp_path / "heel.pdf", [{"header": "", "lines": [(63, 100, "Tekst.", 9.5, False)]}] * 3)
+    (corpus / "kapot.pdf").write_bytes(whole.read_bytes()[:300])
+    write_manifest(corpus, [f"{GOOD},{GOOD}.pdf,Sessie", "kapot,kapot.pdf,Kapot"])
+
+    state, report = run(tmp_path, corpus)
+    assert state.is_failed()
+    assert "kapot" in state.message and "corrupt or truncated PDF" in state.message
+    assert report["ingested"] == [GOOD] and report["classified"][GOOD] > 0
+    out = tmp_path / "out"
+    assert (out / "passages" / f"{GOOD}.json").exists() and (out / "report" / "index.html").exists()
+    assert (out / "matrices" / f"{GOOD}.csv").exists() and not (out / "matrices" / "kapot.csv").exists()
+
+    again, report = run(tmp_path, corpus)
+    assert report["ingested"] == [] and report["unchanged"] == [GOOD]
+    assert report["classified"] == {GOOD: 0}  # counted work: nothing re-extracted, nothing re-classified
+
+
+def test_removed_row_is_retired_from_outputs_but_keeps_its_reviews(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(CORPUS / f"{GOOD}.pdf", corpus)
+    write_manifest(corpus, [f"{GOOD},{GOOD}.pdf,Sessie"])
+    state, _ = run(tmp_path, corpus)
+    assert state.is_completed()
+    engine = open_store(f"sqlite:///{tmp_path / 'out' / 'mgz.sqlite'}")
+    passage = load_passages(engine, GOOD)[3]
+    add_review(
+        engine,
+        passage.id,
+        "analist",
+        {
+            "conditions": [],
+            "interactie_type": None,
+            "polarity": "neutraal",
+            "stakeholders": [],
+            "primary_condition": None,
+        },
+    )
+    write_manifest(corpus, [])
+    state, report = run(tmp_path, corpus)
+    assert report["retired"] == [GOOD]
+    assert {d["doc_id"]: d["status"] for d in document_rows(engine)} == {GOOD: "retired"}
+    assert not (tmp_path / "out" / "passages" / f"{GOOD}.json").exists()
+    assert not list((tmp_path / "out" / "matrices").glob(f"{GOOD}.*"))
+    assert passage.id in latest_reviews(engine)
