@@ -107,13 +107,17 @@ def run(
     out: Path | None = typer.Option(None, help="Outputs folder (default outputs/)."),
     store: str | None = typer.Option(None, help="SQLAlchemy URL (default sqlite in outputs/)."),
     models: Path = typer.Option(Path("models"), help="Folder with the trained classifier."),
+    workers: int | None = typer.Option(None, help="Processes for per-document tasks (default: cores, max 4)."),
 ) -> None:
     """The main job, as a Prefect flow: ingest what changed, classify, write matrices and the report."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no telemetry calls from closed networks
+    from prefect.task_runners import ProcessPoolTaskRunner
+
     from flows.corpus import corpus_flow
 
-    settings = _settings(corpus_dir=corpus, out_dir=out, store_url=store)
-    state = corpus_flow(
+    settings = _settings(corpus_dir=corpus, out_dir=out, store_url=store, workers=workers)
+    flow = corpus_flow.with_options(task_runner=ProcessPoolTaskRunner(max_workers=settings.workers))
+    state = flow(
         str(settings.corpus_dir),
         str(settings.out_dir),
         settings.resolved_store_url(),
