@@ -106,16 +106,17 @@ def corpus_flow(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), disable=not show_progress
     ) as progress:
         bar = progress.add_task("inlezen", total=len(manifest.rows))
-        ingests = [
-            ingest_task.submit(r.doc_id, corpus_dir, r.model_dump(), store_url, max_pages) for r in manifest.rows
-        ]
+        ingests = {
+            ingest_task.submit(r.doc_id, corpus_dir, r.model_dump(), store_url, max_pages): r.doc_id
+            for r in manifest.rows
+        }
         ready = []
-        for future in as_completed(ingests):
+        for future in as_completed(list(ingests)):
             progress.advance(bar)
             try:
                 result = future.result()
             except Exception as exc:  # an unexpected error stays with its own document
-                failures[str(future.task_run_id)] = f"{type(exc).__name__}: {exc}"
+                failures[ingests[future]] = f"ingest failed: {type(exc).__name__}: {exc}"
                 continue
             report.ingested += result["ingested"]
             report.unchanged += result["unchanged"]
