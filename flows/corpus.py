@@ -150,3 +150,27 @@ def corpus_flow(
         message = "; ".join(f"{doc}: {reason}" for doc, reason in sorted(failures.items()))
         return Failed(message=f"{len(failures)} document(s) failed: {message}", data=summary)
     return Completed(message="all documents processed", data=summary)
+
+
+DEFAULT_CRON = "0 3 * * *"
+
+
+def corpus_deployment(
+    name: str = "mgz-corpus",
+    cron: str = DEFAULT_CRON,
+    corpus_dir: str = "corpus",
+    out_dir: str = "outputs",
+    store_url: str | None = None,
+    models_dir: str = "models",
+):
+    """The corpus flow as a scheduled deployment (what `mgz serve` serves and prefect.yaml declares)."""
+    parameters = {
+        "corpus_dir": corpus_dir,
+        "out_dir": out_dir,
+        "store_url": store_url,
+        "models_dir": models_dir,
+        "show_progress": False,
+    }
+    return corpus_flow.to_deployment(
+        name=name, cron=cron, parameters=parameters, description="Scheduled reprocessing of the mgz corpus"
+    )

@@ -140,6 +140,37 @@ def run(
     raise typer.Exit(code=1 if state.is_failed() else 0)
 
 
+@app.command()
+def serve(
+    cron: str = typer.Option("0 3 * * *", help="Cron schedule for reprocessing (server time zone)."),
+    corpus: Path | None = typer.Option(None, help="Corpus folder with manifest.csv (default corpus/)."),
+    out: Path | None = typer.Option(None, help="Outputs folder (default outputs/)."),
+    store: str | None = typer.Option(None, help="SQLAlchemy URL (default sqlite in outputs/)."),
+    models: Path = typer.Option(Path("models"), help="Folder with the trained classifier."),
+    name: str = typer.Option("mgz-corpus", help="Deployment name."),
+) -> None:
+    """Serve the corpus flow as a scheduled Prefect deployment (runs until stopped).
+
+    Uses the Prefect server in PREFECT_API_URL; without one, Prefect starts a
+    temporary local server for as long as this process runs.
+    """
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from prefect import serve as prefect_serve
+
+    from flows.corpus import corpus_deployment
+
+    settings = _settings(corpus_dir=corpus, out_dir=out, store_url=store)
+    deployment = corpus_deployment(
+        name,
+        cron,
+        str(settings.corpus_dir.resolve()),
+        str(settings.out_dir.resolve()),
+        settings.resolved_store_url(),
+        str(models.resolve()),
+    )
+    prefect_serve(deployment)
+
+
 def _model_version(models: Path, codebook) -> str | None:
     from pipeline.classify import ModelError, load_model
 

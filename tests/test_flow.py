@@ -81,3 +81,40 @@ def test_removed_row_is_retired_from_outputs_but_keeps_its_reviews(tmp_path):
     assert not (tmp_path / "out" / "passages" / f"{GOOD}.json").exists()
     assert not list((tmp_path / "out" / "matrices").glob(f"{GOOD}.*"))
     assert passage.id in latest_reviews(engine)
+
+
+def test_deployment_is_scheduled_and_runs_through_the_api(tmp_path):
+    import asyncio
+
+    import yaml
+    from prefect import get_client
+    from prefect.runner import Runner
+
+    from flows.corpus import DEFAULT_CRON, corpus_deployment
+
+    declared = yaml.safe_load((ROOT / "prefect.yaml").read_text("utf-8"))["deployments"][0]
+    assert declared["entrypoint"] == "flows/corpus.py:corpus_flow"
+    assert declared["schedules"][0]["cron"] == DEFAULT_CRON
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(CORPUS / f"{GOOD}.pdf", corpus)
+    write_manifest(corpus, [f"{GOOD},{GOOD}.pdf,Sessie"])
+    deployment = corpus_deployment(
+        corpus_dir=str(corpus), out_dir=str(tmp_path / "out"), models_dir=str(ROOT / "models")
+    )
+    deployment_id = deployment.apply()
+
+    async def schedule_and_run():
+        async with get_client() as client:
+            stored = await client.read_deployment(deployment_id)
+            run = await client.create_flow_run_from_deployment(deployment_id)
+        await Runner().execute_flow_run(run.id)
+        async with get_client() as client:
+            return stored, await client.read_flow_run(run.id)
+
+    stored, finished = asyncio.run(schedule_and_run())
+    assert [s.schedule.cron for s in stored.schedules] == [DEFAULT_CRON] and stored.schedules[0].active
+    assert stored.entrypoint == declared["entrypoint"]
+    assert finished.state.is_completed(), finished.state.message
+    assert (tmp_path / "out" / "passages" / f"{GOOD}.json").exists()
