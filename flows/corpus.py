@@ -74,6 +74,15 @@ def outputs_task(store_url: str, out_dir: str, model_version: str | None) -> dic
     return result["coverage"]
 
 
+def task_runner(workers: int = 2, dask_address: str | None = None):
+    """Local process pool sized to the cores, or an existing Dask cluster (prefect-dask)."""
+    if dask_address:
+        from prefect_dask import DaskTaskRunner
+
+        return DaskTaskRunner(address=dask_address)
+    return ProcessPoolTaskRunner(max_workers=workers)
+
+
 def _model_version(models_dir: Path) -> str | None:
     from pipeline.classify import ModelError, load_model
 

@@ -108,15 +108,14 @@ def run(
     store: str | None = typer.Option(None, help="SQLAlchemy URL (default sqlite in outputs/)."),
     models: Path = typer.Option(Path("models"), help="Folder with the trained classifier."),
     workers: int | None = typer.Option(None, help="Processes for per-document tasks (default: cores, max 4)."),
+    dask: str | None = typer.Option(None, "--dask", help="Run per-document tasks on this Dask scheduler address."),
 ) -> None:
     """The main job, as a Prefect flow: ingest what changed, classify, write matrices and the report."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no telemetry calls from closed networks
-    from prefect.task_runners import ProcessPoolTaskRunner
+    from flows.corpus import corpus_flow, task_runner
 
-    from flows.corpus import corpus_flow
-
-    settings = _settings(corpus_dir=corpus, out_dir=out, store_url=store, workers=workers)
-    flow = corpus_flow.with_options(task_runner=ProcessPoolTaskRunner(max_workers=settings.workers))
+    settings = _settings(corpus_dir=corpus, out_dir=out, store_url=store, workers=workers, dask_address=dask)
+    flow = corpus_flow.with_options(task_runner=task_runner(settings.workers, settings.dask_address))
     state = flow(
         str(settings.corpus_dir),
         str(settings.out_dir),

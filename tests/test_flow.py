@@ -118,3 +118,27 @@ def test_deployment_is_scheduled_and_runs_through_the_api(tmp_path):
     assert stored.entrypoint == declared["entrypoint"]
     assert finished.state.is_completed(), finished.state.message
     assert (tmp_path / "out" / "passages" / f"{GOOD}.json").exists()
+
+
+def test_dask_cluster_gives_the_same_outputs_as_a_local_run(tmp_path):
+    from distributed import LocalCluster
+
+    from flows.corpus import task_runner
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(CORPUS / f"{GOOD}.pdf", corpus)
+    write_manifest(corpus, [f"{GOOD},{GOOD}.pdf,Sessie"])
+    outputs = {}
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    ) as cluster:
+        for name, runner in (("local", task_runner(2)), ("dask", task_runner(2, cluster.scheduler_address))):
+            out = tmp_path / name
+            state = corpus_flow.with_options(task_runner=runner)(
+                str(corpus), str(out), None, str(ROOT / "models"), 50, False, return_state=True
+            )
+            assert state.is_completed(), state.message
+            files = [*out.glob("passages/*.json"), *out.glob("matrices/*.csv"), *out.glob("comparison/*.csv")]
+            outputs[name] = {str(f.relative_to(out)): f.read_bytes() for f in files}
+    assert len(outputs["local"]) >= 4 and outputs["dask"] == outputs["local"]
