@@ -33,8 +33,10 @@ def main() -> None:
             work = len(report["ingested"]) + sum(1 for n in report["classified"].values() if n)
             print(f"{name}: {timings[name]:6.1f} s, documents re-extracted or re-classified: {work}")
     bar = max(timings["cold"] / 10, 20.0)
-    print(f"warm / cold = {timings['warm'] / timings['cold']:.3f}; bar: warm <= {bar:.1f} s -> "
-          f"{'met' if timings['warm'] <= bar else 'NOT met'}")
+    print(
+        f"warm / cold = {timings['warm'] / timings['cold']:.3f}; bar: warm <= {bar:.1f} s -> "
+        f"{'met' if timings['warm'] <= bar else 'NOT met'}"
+    )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 
 from pipeline.ingest import STAGE_VERSION, ExtractJob, ExtractOptions, ExtractResult, IngestError, extract_many
 from pipeline.models import ManifestRow
-from pipeline.store import is_current, record_failure, retire_documents, save_document
+from pipeline.store import is_current, record_failure, retire_documents, save_document, stored_sha256s
 
 REQUIRED_COLUMNS = ("doc_id", "file", "sector")
 
@@ -136,15 +136,36 @@ def ingest_document(
     return report
 
 
+def drop_duplicate_content(engine: Engine, corpus_dir: Path, manifest: Manifest) -> None:
+    """A file whose bytes equal another listed or stored document's is a duplicate: counting it
+    twice would double its findings in every matrix, and its passages would share ids."""
+    owners = stored_sha256s(engine)
+    kept = []
+    for row in manifest.rows:
+        sha = file_sha256(Path(corpus_dir) / row.file)
+        owner = owners.get(sha)
+        if owner is not None and owner != row.doc_id:
+            manifest.problems.append(
+                ManifestProblem(
+                    row.doc_id, str(Path(corpus_dir) / row.file), f"same content as document {owner!r} (duplicate file)"
+                )
+            )
+            continue
+        owners[sha] = row.doc_id
+        kept.append(row)
+    manifest.rows = kept
+
+
 def start_corpus(engine: Engine, corpus_dir: Path) -> tuple[Manifest, IngestReport]:
-    """Validate the manifest, log its problems, and retire documents no longer listed."""
+    """Validate the manifest, retire documents no longer listed, refuse duplicate files, log problems."""
     manifest = read_manifest(corpus_dir)
     report = IngestReport()
+    listed = {row.doc_id for row in manifest.rows} | {p.doc_id for p in manifest.problems if p.doc_id}
+    report.retired = retire_documents(engine, listed)
+    drop_duplicate_content(engine, corpus_dir, manifest)
     for problem in manifest.problems:
         record_failure(engine, problem.source, problem.reason, problem.doc_id)
         report.failed.append(problem)
-    listed = {row.doc_id for row in manifest.rows} | {p.doc_id for p in manifest.problems if p.doc_id}
-    report.retired = retire_documents(engine, listed)
     return manifest, report
 
 

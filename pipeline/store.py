@@ -267,6 +267,13 @@ def record_failure(engine: Engine, source: str, reason: str, doc_id: str | None 
             existing.updated_at = _now()
 
 
+def stored_sha256s(engine: Engine) -> dict[str, str]:
+    """sha256 → doc_id of every current (status ok) document."""
+    with session(engine) as s:
+        rows = s.execute(select(DocumentRow.sha256, DocumentRow.doc_id).where(DocumentRow.status == "ok"))
+        return {sha: doc_id for sha, doc_id in rows if sha}
+
+
 def retire_documents(engine: Engine, listed: set[str]) -> list[str]:
     """Mark stored documents that the manifest no longer lists as retired.
 

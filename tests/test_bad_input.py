@@ -116,3 +116,20 @@ def test_cli_exit_status_says_whether_anything_failed(tmp_path, bad_files):
     bad = runner.invoke(app, ["extract", str(bad_files["empty"]), "--workers", "1"])
     assert bad.exit_code == 1
     assert f"{bad_files['empty']}: empty file" in bad.output
+
+
+def test_the_same_file_under_two_ids_is_refused_as_a_duplicate(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(CORPUS / f"{GOOD}.pdf", corpus / "a.pdf")
+    shutil.copy(CORPUS / f"{GOOD}.pdf", corpus / "b.pdf")
+    (corpus / "manifest.csv").write_text(
+        "doc_id,file,title,study,sector,doc_type,year\neen,a.pdf,A,s,vg,r,2021\ntwee,b.pdf,B,s,vg,r,2021\n", "utf-8"
+    )
+    engine = open_store(f"sqlite:///{tmp_path / 'dup.sqlite'}")
+    report = ingest_corpus(corpus, engine, workers=1)
+    assert report.ingested == ["een"]
+    assert [(f.doc_id, f.reason) for f in report.failed] == [
+        ("twee", "same content as document 'een' (duplicate file)")
+    ]
+    assert ingest_corpus(corpus, engine, workers=1).unchanged == ["een"]  # still refused on the next run, not stored
