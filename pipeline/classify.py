@@ -161,9 +161,6 @@ class _Head:
         q[:, self.embed_model.classes_] = self.embed_model.predict_proba(X_embed)
         return self.weight * p + (1 - self.weight) * q
 
-    def proba(self, X_text, X_embed) -> np.ndarray:
-        return _calibrate(self.raw(X_text, X_embed), self.calibrators)
-
 
 def _calibrate(raw: np.ndarray, calibrators: list[IsotonicRegression]) -> np.ndarray:
     if not calibrators:
