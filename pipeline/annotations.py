@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,18 +61,24 @@ class Coding:
         }
 
 
+def checked_records(path: Path, codebook: Codebook) -> Iterator[tuple[int, dict | None, list[str]]]:
+    """Every non-empty JSONL line as (line number, record or None, problems against the codebook)."""
+    for number, line in enumerate(Path(path).read_text("utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield number, None, [f"not JSON ({exc.msg})"]
+            continue
+        yield number, record, codebook.validate(record)
+
+
 def read_codings(paths: Iterable[Path], codebook: Codebook) -> list[Coding]:
-    """Read JSONL files; a malformed line raises ValueError naming file and line."""
+    """Read JSONL files; the first malformed line raises ValueError naming file and line."""
     codings = []
     for path in paths:
-        for number, line in enumerate(Path(path).read_text("utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{number}: not JSON ({exc.msg})") from None
-            problems = codebook.validate(record)
+        for number, record, problems in checked_records(path, codebook):
             if problems:
                 raise ValueError(f"{path}:{number}: {'; '.join(problems)}")
             codings.append(Coding.from_json(record, codebook))

@@ -166,23 +166,15 @@ def load_codebook(path: Path | str | None = None) -> Codebook:
     return parse_codebook(data, where)
 
 
-if __name__ == "__main__":  # quick check of annotation files: python -m pipeline.codebook FILE...
-    import json
+if __name__ == "__main__":  # check annotation files: python -m pipeline.codebook FILE...
+    from pipeline.annotations import checked_records
 
     codebook = load_codebook()
     bad = 0
     for name in sys.argv[1:]:
-        for n, line in enumerate(Path(name).read_text("utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                print(f"{name}:{n}: not JSON ({exc.msg})")
-                bad += 1
-                continue
-            for problem in codebook.validate(record):
-                print(f"{name}:{n}: {problem}")
+        for number, _, problems in checked_records(Path(name), codebook):
+            for problem in problems:
+                print(f"{name}:{number}: {problem}")
                 bad += 1
     print("ok" if not bad else f"{bad} problem(s)")
     sys.exit(1 if bad else 0)

@@ -94,11 +94,10 @@ def _short(exc: Exception) -> str:
 
 def _read_docx_blocks(path: Path) -> tuple[list[Block], int, list[str]]:
     import docx  # python-docx; imported here so PDF-only runs do not pay for it
-    from docx.opc.exceptions import PackageNotFoundError
 
     try:
         document = docx.Document(str(path))
-    except (PackageNotFoundError, KeyError, ValueError, Exception) as exc:
+    except Exception as exc:  # python-docx raises zipfile, KeyError, ValueError and its own errors
         raise IngestError(path, f"not a readable .docx file ({_short(exc)})") from None
     blocks: list[Block] = []
     section: list[tuple[int, str]] = []

@@ -172,7 +172,7 @@ def write_matrices(
     by_doc: dict[str, list[CodedPassage]] = {}
     for p in passages:
         by_doc.setdefault(p.doc_id, []).append(p)
-    matrices, compacts, summary = {}, [], {}
+    matrices, compacts, summary, heatmaps = {}, [], {}, {}
     if out_dir.exists():  # documents retired or failed since the last run leave the outputs
         for stale in [*out_dir.glob("*.csv"), *out_dir.glob("*.png")]:
             if stale.stem not in by_doc and stale.name != "compact.csv":
@@ -184,7 +184,8 @@ def write_matrices(
         write_atomic(
             out_dir / f"{doc_id}.csv", long.drop(columns=["n_model_only", "low_confidence"]).to_csv(index=False)
         )
-        _replace_bytes(out_dir / f"{doc_id}.png", heatmap_png(long, codebook, titles.get(doc_id, doc_id)))
+        heatmaps[doc_id] = heatmap_png(long, codebook, titles.get(doc_id, doc_id))
+        _replace_bytes(out_dir / f"{doc_id}.png", heatmaps[doc_id])
         summary[doc_id] = coverage(doc_passages)
     if matrices:
         everything = pd.concat(matrices.values(), ignore_index=True)
@@ -194,7 +195,7 @@ def write_matrices(
         write_atomic(out_dir / "compact.csv", pd.concat(compacts, ignore_index=True).to_csv(index=False))
         write_xlsx(out_dir / "matrices.xlsx", matrices, {p.passage_id: p for p in passages}, codebook, titles, summary)
     write_json(out_dir / "coverage.json", summary)
-    return {"coverage": summary, "matrices": matrices}
+    return {"coverage": summary, "matrices": matrices, "heatmaps": heatmaps}
 
 
 # --------------------------------------------------------------------------- across sectors
@@ -315,11 +316,15 @@ def write_html_report(
     docs: list[dict],
     matrices: dict,
     coverage_by_doc: dict,
+    heatmaps: dict[str, bytes],
     comparison: dict,
     model_version: str | None,
     threshold: float = 0.6,
 ) -> None:
-    """One HTML file with everything inline (CSS, figures), opening from disk without a network."""
+    """One HTML file with everything inline (CSS, figures), opening from disk without a network.
+
+    ``heatmaps`` are the PNGs ``write_matrices`` already rendered, so no figure is drawn twice.
+    """
     by_id = {p.passage_id: p for p in passages}
     stakeholders = [*codebook.ids("stakeholders"), ""]
     documents = []
@@ -375,7 +380,7 @@ def write_html_report(
                 "coverage": coverage_by_doc[doc_id],
                 "rows": rows,
                 "examples": examples,
-                "heatmap": base64.b64encode(heatmap_png(long, codebook, doc.get("title") or doc_id)).decode(),
+                "heatmap": base64.b64encode(heatmaps[doc_id]).decode(),
             }
         )
     env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
@@ -432,6 +437,7 @@ def build_outputs(
             docs,
             written["matrices"],
             written["coverage"],
+            written["heatmaps"],
             comparison,
             model_version,
             threshold,
