@@ -1,4 +1,4 @@
-"""The corpus flow: manifest → per document ingest → classify → corpus-level outputs.
+"""The corpus flow: manifest → per document ingest → classify → topics → corpus-level outputs.
 
 Each task calls the same library function as its `mgz` sub-command and passes
 only ids, paths and URLs, so tasks can run in other threads or processes.
@@ -64,6 +64,22 @@ def card_encoder(card: dict) -> str:
     return "use" if card.get("encoder", "").startswith("use-") else "e5"
 
 
+@task(task_run_name="topics")
+def topics_task(store_url: str, out_dir: str, model_version: str | None, encoder_key: str) -> dict:
+    """BERTopic themes; a corpus too small for a topic model gets a warning and no model, not a failure."""
+    from pipeline.embeddings import make_encoder
+    from pipeline.topics import TopicsError, build_topics
+
+    try:
+        summary = build_topics(
+            open_store(store_url), load_codebook(), Path(out_dir), make_encoder(encoder_key), model_version
+        )
+    except TopicsError as exc:
+        get_run_logger().warning("no topic model: %s", exc)
+        return {"skipped": str(exc)}
+    return {k: summary[k] for k in ("n_topics", "n_passages", "outliers_after_reduction", "reused")}
+
+
 @task(task_run_name="matrices, comparison and report")
 def outputs_task(store_url: str, out_dir: str, model_version: str | None) -> dict:
     from pipeline.report import build_outputs, write_passages
@@ -72,6 +88,13 @@ def outputs_task(store_url: str, out_dir: str, model_version: str | None) -> dic
     write_passages(engine, Path(out_dir), model_version)
     result = build_outputs(engine, load_codebook(), Path(out_dir), model_version)
     return result["coverage"]
+
+
+def _encoder_key(models_dir: Path) -> str:
+    """The encoder the classifier was trained with, so the topic model reuses its cached embeddings."""
+    from pipeline.classify import read_card
+
+    return card_encoder(read_card(models_dir) or {})
 
 
 def task_runner(workers: int = 2, dask_address: str | None = None):
@@ -142,7 +165,9 @@ def corpus_flow(
                     classified[futures[future]] = future.result()
                 except Exception as exc:
                     failures[futures[future]] = f"classification failed: {type(exc).__name__}: {exc}"
-        bar = progress.add_task("matrices en rapport", total=1)
+        bar = progress.add_task("thema's en rapport", total=2)
+        topics = topics_task(store_url, out_dir, model_version, _encoder_key(Path(models_dir)))
+        progress.advance(bar)
         coverage = outputs_task(store_url, out_dir, model_version)
         progress.advance(bar)
 
@@ -152,6 +177,7 @@ def corpus_flow(
         "failed": failures,
         "model_version": model_version,
         "coverage": coverage,
+        "topics": topics,
     }
     write_json(Path(out_dir) / "run_report.json", summary)
     logger.info("ingested %s, unchanged %s, classified %s", report.ingested, report.unchanged, classified)

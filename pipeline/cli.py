@@ -112,6 +112,8 @@ def run(
 ) -> None:
     """The main job, as a Prefect flow: ingest what changed, classify, write matrices and the report."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no telemetry calls from closed networks
+    # The ephemeral server needs more than its default 20 s to start on a busy two-core machine.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     from flows.corpus import corpus_flow, task_runner
 
     settings = _settings(corpus_dir=corpus, out_dir=out, store_url=store, workers=workers, dask_address=dask)
@@ -214,6 +216,51 @@ def report(
 ) -> None:
     """Matrices, the cross-sector comparison and the self-contained HTML report."""
     _outputs(_settings(out_dir=out, store_url=store), models, report=True)
+
+
+@app.command()
+def topics(
+    out: Path | None = typer.Option(None, help="Outputs folder (default outputs/)."),
+    store: str | None = typer.Option(None, help="SQLAlchemy URL (default sqlite in outputs/)."),
+    models: Path = typer.Option(Path("models"), help="Folder with the trained classifier (labels for crosstabs)."),
+    encoder: str = typer.Option("e5", help="Sentence encoder whose cached embeddings are used: e5 or use."),
+    guided: bool = typer.Option(False, help="Guided BERTopic: seed topics from the codebook's condition terms."),
+    min_topic_size: int | None = typer.Option(None, help="Override the size-adapted minimum topic size."),
+    refit: bool = typer.Option(False, help="Refit even when corpus and parameters are unchanged."),
+) -> None:
+    """Inductive themes (BERTopic) per study and sector, in outputs/topics/."""
+    from pipeline.embeddings import make_encoder
+    from pipeline.nlp import load_glossary, make_nlp
+    from pipeline.topics import TopicsError, build_topics
+
+    settings = _settings(out_dir=out, store_url=store)
+    codebook = load_codebook()
+    engine = open_store(settings.resolved_store_url())
+    overrides: dict[str, object] = {"guided": guided}
+    if min_topic_size is not None:
+        overrides["min_topic_size"] = min_topic_size
+    try:
+        with console.status("Thema's zoeken (BERTopic) …"):
+            summary = build_topics(
+                engine,
+                codebook,
+                settings.out_dir,
+                make_encoder(encoder),
+                _model_version(models, codebook),
+                nlp=make_nlp(load_glossary()) if guided else None,
+                refit=refit,
+                **overrides,
+            )
+    except TopicsError as exc:
+        typer.echo(f"error: {settings.resolved_store_url()}: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+    console.print(
+        f"{summary['n_topics']} thema's over {summary['n_passages']} passages; "
+        f"uitschieters {summary['outliers_before_reduction']:.0%} → {summary['outliers_after_reduction']:.0%}; "
+        f"NPMI {summary['npmi']}, diversiteit {summary['diversity']}"
+        + (" (ongewijzigd, hergebruikt)" if summary["reused"] else "")
+    )
+    console.print(f"Thema's: {settings.out_dir / 'topics'}")
 
 
 @app.command()
