@@ -196,6 +196,7 @@ def write_atomic(path: Path, text: str) -> None:
     """Write via a temp file and rename, so a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are for colleagues to read too
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)

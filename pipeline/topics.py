@@ -397,6 +397,7 @@ def save_topic_model(result: TopicResult, directory: Path) -> None:
 
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
+    staging.chmod(0o755)  # mkdtemp makes 0700
     # The pointer names our encoder; BERTopic.load(..., embedding_model=cached_backend(...)) restores it.
     result.model.save(str(staging), serialization="safetensors", save_ctfidf=True, save_embedding_model=result.encoder)
     meta = {
@@ -558,7 +559,7 @@ def build_topics(
             "outliers_after_reduction": result.outliers_after,
             "npmi": npmi_coherence(words, [p.text for p in passages], params),
             "diversity": topic_diversity(words),
-            "params": asdict(params),
+            "params": json.loads(json.dumps(asdict(params))),
             "encoder": encoder.name,
             "corpus_hash": digest,
             "labels": dict(zip(table["topic"].astype(str), table["label"], strict=True)),
@@ -597,3 +598,11 @@ def topic_view(folder: Path, codebook: Codebook) -> dict | None:
         )
     png = folder / "sector_topic_heatmap.png"
     return {"summary": summary, "rows": rows, "sectors": list(sectors.index), "heatmap_png": png.read_bytes()}
+
+
+def load_topic_model(directory: Path, encoder, engine=None):
+    """The saved BERTopic model with our cached encoder as its embedding backend (e.g. to ``transform``
+    passages of a new document onto the existing themes)."""
+    from bertopic import BERTopic
+
+    return BERTopic.load(str(directory), embedding_model=cached_backend(encoder, engine))

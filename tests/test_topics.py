@@ -1,0 +1,187 @@
+"""BERTopic themes on two real bundled reports: reproducible, Dutch, outliers bounded, outputs complete."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import adjusted_rand_score
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from pipeline.codebook import load_codebook
+from pipeline.corpus import ingest_corpus
+from pipeline.embeddings import embed, make_encoder
+from pipeline.store import add_review, open_store
+from pipeline.topics import (
+    BOILERPLATE,
+    MIN_PASSAGES,
+    TopicParams,
+    TopicsError,
+    build_topics,
+    cached_backend,
+    fit_topics,
+    load_topic_model,
+    npmi_coherence,
+    topic_diversity,
+    topic_passages,
+    topic_words,
+)
+
+from .conftest import CORPUS
+
+DOCS = ["vg-deelsessie-huisartsenzorg", "ouderenzorg-mgz-in-de-regio-2023"]
+
+
+def make_corpus(folder, docs):
+    folder.mkdir()
+    with (CORPUS / "manifest.csv").open(encoding="utf-8") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["doc_id"] in docs]
+    for row in rows:
+        shutil.copy(CORPUS / row["file"], folder)
+    with (folder / "manifest.csv").open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def corpus_store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("topics")
+    engine = open_store(f"sqlite:///{root / 'store.sqlite'}")
+    ingest_corpus(make_corpus(root / "corpus", DOCS), engine, workers=1)
+    return root, engine
+
+
+@pytest.fixture(scope="module")
+def built(corpus_store):
+    root, engine = corpus_store
+    summary = build_topics(engine, load_codebook(), root / "out", make_encoder("e5"), None)
+    return root, engine, summary
+
+
+def test_two_fits_on_the_same_corpus_assign_identical_topics(corpus_store):
+    _, engine = corpus_store
+    encoder = make_encoder("e5")
+    passages = topic_passages(engine)
+    embeddings = embed([p.text for p in passages], encoder, engine)
+    params = TopicParams.for_corpus(len(passages))
+    first = fit_topics(passages, embeddings, params, cached_backend(encoder, engine), encoder.name)
+    second = fit_topics(passages, embeddings, params, cached_backend(encoder, engine), encoder.name)
+    assert len(set(first.topics) - {-1}) >= 3
+    assert adjusted_rand_score(first.topics, second.topics) == 1.0
+    assert topic_words(first) == topic_words(second)
+
+
+def test_topic_words_are_dutch_and_free_of_boilerplate(built):
+    root, _, _ = built
+    table = pd.read_csv(root / "out" / "topics" / "topics.csv")
+    words = {w.strip() for cell in table["words"] for w in cell.split(",")}
+    assert any(ch in w for w in words for ch in "ëéïü"), "Dutch letters were stripped from the topic words"
+    assert not any("patinten" in w or "clinten" in w for w in words)
+    assert not any(ch.isdigit() for w in words for ch in w), "page numbers or other digits in topic words"
+    assert not {t for w in words for t in w.split()} & BOILERPLATE
+
+
+def test_outliers_are_reduced_and_reported(built):
+    root, engine, summary = built
+    assert summary["outliers_after_reduction"] <= 0.15
+    assert summary["outliers_before_reduction"] >= summary["outliers_after_reduction"]
+    assignments = pd.read_csv(root / "out" / "topics" / "passage_topics.csv")
+    assert len(assignments) == summary["n_passages"] == len(topic_passages(engine))
+    assert (assignments["topic"] == -1).mean() == pytest.approx(summary["outliers_after_reduction"], abs=1e-3)
+
+
+def test_outputs_tables_figures_and_model(built):
+    root, engine, summary = built
+    folder = root / "out" / "topics"
+    table = pd.read_csv(folder / "topics.csv")
+    assignments = pd.read_csv(folder / "passage_topics.csv")
+    assert list(table.columns) == [
+        "topic", "size", "share", "label", "words", "keybert", "mmr", "representative_passages",
+    ]  # fmt: skip
+    for row in table[table.topic != -1].itertuples():
+        members = set(assignments.loc[assignments.topic == row.topic, "passage_id"])
+        examples = row.representative_passages.split()
+        assert len(examples) == 3 and set(examples) <= members
+        assert row.size == len(members)
+        assert row.keybert and row.mmr
+    sectors = pd.read_csv(folder / "sector_topics.csv", index_col=0)
+    assert set(sectors.index) == {"vg", "ouderenzorg"}
+    assert np.allclose(sectors.sum(axis=1), 1.0, atol=1e-3)
+    per_sector = pd.read_csv(folder / "topics_per_sector.csv")
+    assert {"Topic", "Words", "Frequency", "Class"} <= set(per_sector.columns)
+    assert set(pd.read_csv(folder / "study_topics.csv", index_col=0).index) == set(assignments["study"])
+    for name in ("intertopic_map", "sector_topic_heatmap"):
+        html = (folder / f"{name}.html").read_text("utf-8")
+        assert "plotly.js" in html.lower() and "<script src" not in html  # standalone: plotly.js inline
+        assert (folder / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    meta = json.loads((folder / "model" / "mgz_topics.json").read_text("utf-8"))
+    assert meta["corpus_hash"] == summary["corpus_hash"] and meta["params"] == summary["params"]
+    assert (folder / "model" / "topics.json").exists()
+    assert list((folder / "model").glob("*.safetensors")) and not list((folder / "model").glob("*.pkl"))
+
+    loaded = load_topic_model(folder / "model", make_encoder("e5"), engine)
+    assert set(loaded.get_topic_info()["Topic"]) == set(table["topic"])
+    new_topics, _ = loaded.transform([assignments_text(engine, examples[0])])
+    assert new_topics[0] == row.topic  # a representative passage lands on its own theme
+
+
+def assignments_text(engine, passage_id):
+    return next(p.text for p in topic_passages(engine) if p.passage_id == passage_id)
+
+
+def test_crosstabs_follow_reviews_without_refitting(built):
+    root, engine, summary = built
+    folder = root / "out" / "topics"
+    assignments = pd.read_csv(folder / "passage_topics.csv")
+    before = pd.read_csv(folder / "topic_condition.csv", index_col=0)
+    assert (before.sum(axis=1) == assignments.groupby("topic").size()).all()  # uncoded: all "geen_voorwaarde"
+    target = assignments[assignments.topic != -1].iloc[0]
+    add_review(engine, target.passage_id, "analist", {"conditions": ["infrastructuur"], "polarity": "belemmerend"})
+    again = build_topics(engine, load_codebook(), root / "out", make_encoder("e5"), None)
+    assert again["reused"] and again["corpus_hash"] == summary["corpus_hash"]
+    after = pd.read_csv(folder / "topic_condition.csv", index_col=0)
+    assert after.loc[target.topic, "infrastructuur"] == before.loc[target.topic, "infrastructuur"] + 1
+    assert after.loc[target.topic, "geen_voorwaarde"] == before.loc[target.topic, "geen_voorwaarde"] - 1
+    polarity = pd.read_csv(folder / "topic_polarity.csv", index_col=0)
+    assert polarity.loc[target.topic, "belemmerend"] == 1
+
+
+def test_too_small_corpus_gets_a_message_and_no_model(tmp_path):
+    engine = open_store(f"sqlite:///{tmp_path / 'small.sqlite'}")
+    ingest_corpus(make_corpus(tmp_path / "corpus", ["vg-deelsessie-huisartsenzorg"]), engine, workers=1)
+    n = len(topic_passages(engine))
+    with pytest.raises(TopicsError, match="te weinig"):
+        TopicParams.for_corpus(MIN_PASSAGES - 1)
+    assert n >= MIN_PASSAGES  # the single report is just large enough; cut it below the minimum:
+    from sqlalchemy import text
+
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM passages WHERE seq > 40"))
+    result = CliRunner().invoke(app, ["topics", "--out", str(tmp_path / "out"), "--store", str(engine.url)])
+    assert result.exit_code == 2
+    assert "te weinig inhoudelijke passages" in result.output
+    assert not (tmp_path / "out" / "topics").exists()
+
+
+def test_params_adapt_to_corpus_size():
+    small, large = TopicParams.for_corpus(60), TopicParams.for_corpus(20_000)
+    assert small.min_topic_size < large.min_topic_size
+    assert small.min_samples <= small.min_topic_size and large.min_samples <= large.min_topic_size
+    assert TopicParams.for_corpus(60, min_topic_size=7).min_topic_size == 7
+
+
+def test_coherence_and_diversity_by_hand():
+    texts = ["huisarts overleg", "huisarts overleg", "tekort geld", "tekort geld", "huisarts geld"]
+    params = TopicParams.for_corpus(60, ngram_range=(1, 1))
+    # p(huisarts)=3/5, p(overleg)=2/5, p(both)=2/5: NPMI = log((2/5)/(6/25)) / -log(2/5)
+    expected = np.log((2 / 5) / (3 / 5 * 2 / 5)) / -np.log(2 / 5)
+    assert npmi_coherence([["huisarts", "overleg"]], texts, params) == pytest.approx(expected, abs=1e-4)
+    assert npmi_coherence([["overleg", "tekort"]], texts, params) == -1.0
+    assert topic_diversity([["a", "b"], ["b", "c"]]) == 0.75
