@@ -65,14 +65,21 @@ def card_encoder(card: dict) -> str:
 
 
 @task(task_run_name="topics")
-def topics_task(store_url: str, out_dir: str, model_version: str | None, encoder_key: str) -> dict:
+def topics_task(store_url: str, out_dir: str, model_version: str | None, encoder_key: str, guided: bool) -> dict:
     """BERTopic themes; a corpus too small for a topic model gets a warning and no model, not a failure."""
     from pipeline.embeddings import make_encoder
+    from pipeline.nlp import load_glossary, make_nlp
     from pipeline.topics import TopicsError, build_topics
 
     try:
         summary = build_topics(
-            open_store(store_url), load_codebook(), Path(out_dir), make_encoder(encoder_key), model_version
+            open_store(store_url),
+            load_codebook(),
+            Path(out_dir),
+            make_encoder(encoder_key),
+            model_version,
+            nlp=make_nlp(load_glossary()) if guided else None,
+            guided=guided,
         )
     except TopicsError as exc:
         get_run_logger().warning("no topic model: %s", exc)
@@ -123,6 +130,7 @@ def corpus_flow(
     models_dir: str = "models",
     max_pages: int = 2000,
     show_progress: bool = True,
+    guided_topics: bool = False,
 ):
     """Reprocess the corpus: only what changed is redone; one broken document fails alone."""
     logger = get_run_logger()
@@ -166,7 +174,7 @@ def corpus_flow(
                 except Exception as exc:
                     failures[futures[future]] = f"classification failed: {type(exc).__name__}: {exc}"
         bar = progress.add_task("thema's en rapport", total=2)
-        topics = topics_task(store_url, out_dir, model_version, _encoder_key(Path(models_dir)))
+        topics = topics_task(store_url, out_dir, model_version, _encoder_key(Path(models_dir)), guided_topics)
         progress.advance(bar)
         coverage = outputs_task(store_url, out_dir, model_version)
         progress.advance(bar)

@@ -124,6 +124,7 @@ def run(
         settings.resolved_store_url(),
         str(models),
         settings.max_pages,
+        guided_topics=settings.topics_guided,
         return_state=True,
     )
     report_path = settings.out_dir / "run_report.json"
@@ -224,7 +225,9 @@ def topics(
     store: str | None = typer.Option(None, help="SQLAlchemy URL (default sqlite in outputs/)."),
     models: Path = typer.Option(Path("models"), help="Folder with the trained classifier (labels for crosstabs)."),
     encoder: str = typer.Option("e5", help="Sentence encoder whose cached embeddings are used: e5 or use."),
-    guided: bool = typer.Option(False, help="Guided BERTopic: seed topics from the codebook's condition terms."),
+    guided: bool | None = typer.Option(
+        None, "--guided/--not-guided", help="Seed topics from codebook terms (default: MGZ_TOPICS_GUIDED)."
+    ),
     min_topic_size: int | None = typer.Option(None, help="Override the size-adapted minimum topic size."),
     refit: bool = typer.Option(False, help="Refit even when corpus and parameters are unchanged."),
 ) -> None:
@@ -233,10 +236,10 @@ def topics(
     from pipeline.nlp import load_glossary, make_nlp
     from pipeline.topics import TopicsError, build_topics
 
-    settings = _settings(out_dir=out, store_url=store)
+    settings = _settings(out_dir=out, store_url=store, topics_guided=guided)
     codebook = load_codebook()
     engine = open_store(settings.resolved_store_url())
-    overrides: dict[str, object] = {"guided": guided}
+    overrides: dict[str, object] = {"guided": settings.topics_guided}
     if min_topic_size is not None:
         overrides["min_topic_size"] = min_topic_size
     try:
@@ -247,7 +250,7 @@ def topics(
                 settings.out_dir,
                 make_encoder(encoder),
                 _model_version(models, codebook),
-                nlp=make_nlp(load_glossary()) if guided else None,
+                nlp=make_nlp(load_glossary()) if settings.topics_guided else None,
                 refit=refit,
                 **overrides,
             )
@@ -483,6 +486,118 @@ def classify(
     )
     console.print(f"{len(predictions)} passages geclassificeerd, {len(problems)} regels overgeslagen")
     raise typer.Exit(code=1 if problems else 0)
+
+
+# --------------------------------------------------------------------------- REFI-QDA exchange
+
+export_app = typer.Typer(help="Export to REFI-QDA: ATLAS.ti, NVivo, MAXQDA, QualCoder.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+import_app = typer.Typer(help="Import coding from a REFI-QDA project.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+
+
+@export_app.command("qdpx")
+def export_qdpx(
+    out_file: Path = typer.Option(..., "--out", help="The .qdpx project file to write."),
+    store: str | None = typer.Option(None, help="SQLAlchemy URL (default sqlite in outputs/)."),
+    include_model: bool = typer.Option(False, "--include-model", help="Add model labels of unreviewed passages."),
+    confidence_floor: float = typer.Option(
+        0.6, min=0.0, max=1.0, help="With --include-model: leave out model codings whose weakest score is below this."
+    ),
+    models: Path = typer.Option(Path("models"), help="Folder with the trained classifier (its version)."),
+) -> None:
+    """The coded corpus as a REFI-QDA project: documents, codebook, reviewed (and model) coding."""
+    from pipeline.classify import read_card
+    from pipeline.exchange import ExchangeError, export_project
+
+    engine = open_store(_settings(store_url=store).resolved_store_url())
+    card = read_card(models) if include_model else None
+    try:
+        report = export_project(
+            engine,
+            load_codebook(),
+            out_file,
+            include_model=include_model,
+            confidence_floor=confidence_floor,
+            model_version=card["model_version"] if card else None,
+        )
+    except ExchangeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+    for warning in report.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    console.print(
+        f"{report.documents} documenten, {report.reviewed_selections} beoordeelde en {report.model_selections} "
+        f"modelcoderingen ({report.model_below_floor} onder de drempel weggelaten) in {out_file}"
+    )
+
+
+@export_app.command("qdc")
+def export_qdc(out_file: Path = typer.Option(..., "--out", help="The .qdc codebook file to write.")) -> None:
+    """The codebook alone as a REFI-QDA codebook (.qdc)."""
+    from pipeline.exchange import export_codebook
+
+    count = export_codebook(load_codebook(), out_file)
+    console.print(f"{count} codes in {out_file}")
+
+
+@import_app.command("qdpx")
+def import_qdpx(
+    file: Path = typer.Argument(..., help="A .qdpx project exported by ATLAS.ti, NVivo, MAXQDA or QualCoder."),
+    coder: str = typer.Option(..., "--coder", help="Who the imported coding is attributed to (stored as reviewer)."),
+    mapping: Path | None = typer.Option(None, "--mapping", help="YAML {their code name: codebook label id}."),
+    store: str | None = typer.Option(None, help="SQLAlchemy URL (default sqlite in outputs/)."),
+    out: Path | None = typer.Option(None, help="Outputs folder (default outputs/)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Report what would be stored; store nothing."),
+    as_json: bool = typer.Option(False, "--json", help="Print the full report as JSON."),
+) -> None:
+    """Store a QDA project's coding as reviews by --coder. Exit 1 when something was left out, 2 when refused."""
+    from pipeline.exchange import ExchangeError, import_project
+
+    engine = open_store(_settings(store_url=store, out_dir=out).resolved_store_url())
+    try:
+        report = import_project(engine, load_codebook(), file, coder, mapping, dry_run=dry_run)
+    except ExchangeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+    if as_json:
+        sys.stdout.write(json.dumps(report.to_json(), ensure_ascii=False, indent=2) + "\n")
+    else:
+        _print_import_report(report)
+    raise typer.Exit(code=0 if report.complete else 1)
+
+
+def _print_import_report(report) -> None:
+    for source in report.sources:
+        console.print(f"{source['source']} → {source['doc_id']} ({source['mode']}, {source['share']:.0%})")
+    verb = "zouden worden opgeslagen" if report.dry_run else "opgeslagen"
+    console.print(
+        f"{report.stored} passages {verb} als beoordeling door {report.coder}, {report.unchanged} ongewijzigd; "
+        f"{report.model_codings_skipped} modelcoderingen overgeslagen"
+    )
+    if report.conflicts or report.derived_primary:
+        console.print(
+            f"{report.conflicts} keer twee labels in één enkelvoudig veld (meeste overlap gekozen), "
+            f"{report.derived_primary} keer de belangrijkste voorwaarde afgeleid (meeste overlap)"
+        )
+    for name in report.unaligned_sources:
+        typer.echo(f"warning: {report.path}: source {name!r} matches no stored document; left out", err=True)
+    for name in report.unreadable_sources:
+        typer.echo(f"warning: {report.path}: source {name} not read", err=True)
+    for row in report.unmapped_codes:
+        typer.echo(
+            f"warning: {report.path}: code {row['code']!r} ({row['codings']} codings) is not mapped to the codebook; "
+            "add it to --mapping",
+            err=True,
+        )
+    if report.unplaced_selections:
+        typer.echo(f"warning: {report.path}: {report.unplaced_selections} selection(s) fit no passage", err=True)
+    for row in report.incomplete:
+        typer.echo(
+            f"warning: {report.path}: passage {row['passage_id']} ({row['doc_id']}) not stored: "
+            f"{'; '.join(row['problems'])}",
+            err=True,
+        )
 
 
 if __name__ == "__main__":

@@ -439,3 +439,23 @@ def latest_reviews(engine: Engine) -> dict[str, dict]:
             r.passage_id: {"labels": r.labels, "reviewer": r.reviewer, "created_at": r.created_at.isoformat()}
             for r in rows
         }
+
+
+def add_reviews(engine: Engine, rows: list[dict]) -> int:
+    """Append many review decisions in one transaction (all land or none): rows with passage_id,
+    reviewer, labels and optionally labels_shown, model_version, memo. Returns how many."""
+    now = _now()
+    with session(engine) as s:
+        s.add_all(
+            ReviewRow(
+                passage_id=r["passage_id"],
+                reviewer=r["reviewer"],
+                labels=r["labels"],
+                labels_shown=r.get("labels_shown"),
+                model_version=r.get("model_version"),
+                memo=r.get("memo"),
+                created_at=now,
+            )
+            for r in rows
+        )
+    return len(rows)

@@ -94,7 +94,9 @@ class TopicParams:
                 f"te weinig inhoudelijke passages voor een topicmodel: {n_passages} (minimaal {MIN_PASSAGES})"
             )
         params = cls(
-            min_topic_size=int(min(60, max(5, round(math.sqrt(n_passages) / 2.5)))),
+            # sqrt(n)/4 gives 10 on the bundled corpus: the best NPMI and diversity of the sizes
+            # compared in bench/topics_quality.py (docs/topics-evaluation.csv).
+            min_topic_size=int(min(60, max(5, round(math.sqrt(n_passages) / 4)))),
             n_neighbors=int(min(15, n_passages - 1)),
             n_components=int(min(5, n_passages - 2)),
             min_samples=0,
@@ -176,9 +178,10 @@ def cached_backend(encoder, engine):
 def seed_topics(codebook: Codebook, nlp) -> list[list[str]]:
     """Guided mode: one seed list per condition, from the codebook's own distinctive terms."""
     from pipeline.evaluation import keyword_lexicon
+    from pipeline.nlp import load_glossary, make_nlp
 
-    lexicon = keyword_lexicon(codebook, nlp)["conditions"]
-    return [sorted(words)[:30] for label, words in lexicon.items() if words]
+    lexicon = keyword_lexicon(codebook, nlp or make_nlp(load_glossary()))["conditions"]
+    return [sorted(words) for words in lexicon.values() if words]
 
 
 def fit_topics(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,7 @@ from pipeline.topics import (
     fit_topics,
     load_topic_model,
     npmi_coherence,
+    seed_topics,
     topic_diversity,
     topic_passages,
     topic_words,
@@ -168,6 +170,22 @@ def test_too_small_corpus_gets_a_message_and_no_model(tmp_path):
     assert result.exit_code == 2
     assert "te weinig inhoudelijke passages" in result.output
     assert not (tmp_path / "out" / "topics").exists()
+
+
+def test_guided_mode_seeds_topics_from_the_codebook(corpus_store):
+    _, engine = corpus_store
+    encoder = make_encoder("e5")
+    passages = topic_passages(engine)
+    embeddings = embed([p.text for p in passages], encoder, engine)
+    seeds = seed_topics(load_codebook(), None)
+    assert len(seeds) == len(load_codebook().ids("conditions")) and all(seeds)
+    assert "capaciteit" in seeds[0] and "cultuur" in seeds[2]  # infrastructuur, zachte instituties
+    params = TopicParams.for_corpus(len(passages), guided=True)
+    result = fit_topics(passages, embeddings, params, cached_backend(encoder, engine), encoder.name, seeds)
+    assert result.model.seed_topic_list == seeds
+    unguided = fit_topics(passages, embeddings, replace(params, guided=False), cached_backend(encoder, engine), "e5")
+    assert unguided.model.seed_topic_list is None
+    assert adjusted_rand_score(result.topics, unguided.topics) < 1.0  # the seeds do steer the clustering
 
 
 def test_params_adapt_to_corpus_size():
