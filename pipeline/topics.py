@@ -100,6 +100,7 @@ class TopicParams:
             n_neighbors=int(min(15, n_passages - 1)),
             n_components=int(min(5, n_passages - 2)),
             min_samples=0,
+            max_topics=int(min(60, max(10, round(math.sqrt(n_passages))))),  # more themes than this nobody reads
         )
         params = replace(params, **overrides)
         if "min_samples" not in overrides:

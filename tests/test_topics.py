@@ -190,7 +190,7 @@ def test_guided_mode_seeds_topics_from_the_codebook(corpus_store):
 
 def test_params_adapt_to_corpus_size():
     small, large = TopicParams.for_corpus(60), TopicParams.for_corpus(20_000)
-    assert small.min_topic_size < large.min_topic_size
+    assert small.min_topic_size < large.min_topic_size and small.max_topics < large.max_topics
     assert small.min_samples <= small.min_topic_size and large.min_samples <= large.min_topic_size
     assert TopicParams.for_corpus(60, min_topic_size=7).min_topic_size == 7
 
