@@ -373,24 +373,42 @@ def _human_pairs(annotations: Path, codebook) -> tuple[list[dict], list[dict]]:
 
 def _evaluate(settings: Settings, annotations: Path, encoder_key: str, codebook):
     from pipeline.embeddings import make_encoder
-    from pipeline.evaluation import evaluate_corpus, write_report
+    from pipeline.evaluation import evaluate_corpus, model_vs_reviewers, with_reviews, write_report
     from pipeline.nlp import load_glossary, make_nlp
 
     engine = open_store(settings.resolved_store_url())
     ingest_corpus(settings.corpus_dir, engine, settings.workers)
     encoder = make_encoder(encoder_key)
+    # Reviewed labels (review screen, REFI-QDA import) take precedence over the bundled annotations.
+    reference, n_reviewed = with_reviews(_reference(annotations, codebook), engine, codebook)
     with console.status("Leave-one-document-out evaluatie …"):
         run = evaluate_corpus(
-            engine,
-            _reference(annotations, codebook),
-            _human_pairs(annotations, codebook),
-            make_nlp(load_glossary()),
-            encoder,
-            codebook,
+            engine, reference, _human_pairs(annotations, codebook), make_nlp(load_glossary()), encoder, codebook
         )
+    run.report["reviews"] = {
+        "passages_decided_by_review": n_reviewed,
+        "model_vs_reviewers": model_vs_reviewers(engine, codebook),
+    }
     write_report(settings.out_dir / "evaluation", run.report)
     _print_headline(run.report["headline"])
+    _print_reviewer_agreement(run.report["reviews"])
     return run, encoder
+
+
+def _print_reviewer_agreement(reviews: dict) -> None:
+    against = reviews["model_vs_reviewers"]
+    console.print(f"{reviews['passages_decided_by_review']} passages met een beoordeling door een analist")
+    if not against["n"]:
+        console.print("Model tegen analisten: nog geen beoordeelde passages met getoonde modellabels")
+        return
+    table = Table(title=f"Model tegen analisten op {against['n']} beoordeelde passages")
+    for column in ("field", "measure", "value"):
+        table.add_column(column)
+    for field_id, measure in (("conditions", "micro_f1"), ("polarity", "macro_f1"), ("polarity", "kappa"),
+                              ("primary_condition", "kappa"), ("stakeholders", "micro_f1")):  # fmt: skip
+        value = against["fields"].get(field_id, {}).get(measure)
+        table.add_row(field_id, measure, "" if value is None else str(value))
+    Console().print(table)
 
 
 def _print_headline(rows: list[dict]) -> None:
@@ -440,7 +458,7 @@ def train(
             data.codings,
             codebook,
             encoder_obj.name,
-            evaluation={"lodo_headline": run.report["headline"]},
+            evaluation={"lodo_headline": run.report["headline"], "reviews": run.report["reviews"]},
             prototypes=run.prototypes,
         )
     save_model(models, model, card)
@@ -598,6 +616,136 @@ def _print_import_report(report) -> None:
             f"{'; '.join(row['problems'])}",
             err=True,
         )
+
+
+# --------------------------------------------------------------------------- review screen and its users
+
+users_app = typer.Typer(help="Accounts for the review screen: analysts and admins.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+class Role(StrEnum):
+    analyst = "analyst"
+    admin = "admin"
+
+
+def _user_store(store: str | None, out: Path | None):
+    return open_store(_settings(store_url=store, out_dir=out).resolved_store_url())
+
+
+def _new_password(password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return typer.prompt("Wachtwoord", hide_input=True, confirmation_prompt="Nogmaals")
+
+
+def _account_action(action) -> None:
+    from pipeline.accounts import AccountError
+
+    try:
+        action()
+    except AccountError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+
+
+@users_app.command("add")
+def users_add(
+    name: str = typer.Argument(..., help="Login name (letters, digits, . _ @ -)."),
+    role: Role = typer.Option(Role.analyst, "--role", help="analyst: reviews; admin: also double coding, agreement."),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin (scripts)."),
+    store: str | None = typer.Option(None, help="SQLAlchemy URL (default sqlite in outputs/)."),
+    out: Path | None = typer.Option(None, help="Outputs folder (default outputs/)."),
+) -> None:
+    """Add an account; the password is asked twice (hidden) unless --password-stdin."""
+    from pipeline.accounts import add_user, get_user
+
+    engine = _user_store(store, out)
+    if get_user(engine, name) is not None:
+        typer.echo(f"error: user {name!r} already exists", err=True)
+        raise typer.Exit(code=2)
+    _account_action(lambda: add_user(engine, name, _new_password(password_stdin), role.value))
+    console.print(f"Gebruiker {name} ({role.value}) toegevoegd.")
+
+
+@users_app.command("remove")
+def users_remove(
+    name: str = typer.Argument(...),
+    store: str | None = typer.Option(None, help="SQLAlchemy URL (default sqlite in outputs/)."),
+    out: Path | None = typer.Option(None, help="Outputs folder (default outputs/)."),
+) -> None:
+    """Remove an account and end its sessions; its review decisions stay in the history."""
+    from pipeline.accounts import remove_user
+
+    engine = _user_store(store, out)
+    _account_action(lambda: remove_user(engine, name))
+    console.print(f"Gebruiker {name} verwijderd.")
+
+
+@users_app.command("passwd")
+def users_passwd(
+    name: str = typer.Argument(...),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin (scripts)."),
+    store: str | None = typer.Option(None, help="SQLAlchemy URL (default sqlite in outputs/)."),
+    out: Path | None = typer.Option(None, help="Outputs folder (default outputs/)."),
+) -> None:
+    """Set a new password; the user's open sessions end."""
+    from pipeline.accounts import get_user, set_password
+
+    engine = _user_store(store, out)
+    if get_user(engine, name) is None:
+        typer.echo(f"error: no user {name!r}", err=True)
+        raise typer.Exit(code=2)
+    _account_action(lambda: set_password(engine, name, _new_password(password_stdin)))
+    console.print(f"Wachtwoord van {name} gewijzigd.")
+
+
+@users_app.command("list")
+def users_list(
+    store: str | None = typer.Option(None, help="SQLAlchemy URL (default sqlite in outputs/)."),
+    out: Path | None = typer.Option(None, help="Outputs folder (default outputs/)."),
+) -> None:
+    """List accounts and their roles."""
+    from pipeline.accounts import list_users
+
+    for user in list_users(_user_store(store, out)):
+        sys.stdout.write(f"{user.name}\t{user.role}\n")
+
+
+@app.command("review")
+def review_screen(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (loopback unless --allow-remote)."),
+    port: int = typer.Option(8000, min=1, max=65535),
+    allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow a non-loopback --host (prints a warning)."),
+    store: str | None = typer.Option(None, help="SQLAlchemy URL (default sqlite in outputs/)."),
+    out: Path | None = typer.Option(None, help="Outputs folder (default outputs/)."),
+    models: Path = typer.Option(Path("models"), help="Folder with the model card (which classifications to show)."),
+) -> None:
+    """The analyst review screen in the browser; runs until stopped."""
+    from pipeline.accounts import list_users
+    from pipeline.classify import read_card
+    from pipeline.nlp import load_glossary
+    from pipeline.review import ReviewError, latest_model_version
+    from pipeline.web.app import check_bind, create_app, serve
+
+    try:
+        warning = check_bind(host, allow_remote)
+    except ReviewError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+    if warning:
+        typer.echo(f"warning: {warning}", err=True)
+    engine = _user_store(store, out)
+    card = read_card(models)
+    model_version = card["model_version"] if card else latest_model_version(engine)
+    if model_version is None:
+        typer.echo("warning: no model classifications in the store; passages are shown without model labels", err=True)
+    if not list_users(engine):
+        typer.echo("warning: no accounts yet; add one with `mgz users add NAME --role admin`", err=True)
+    codebook = load_codebook()
+    app_ = create_app(engine, codebook, model_version=model_version, glossary=load_glossary())
+    console.print(f"Beoordelen op http://{host}:{port}/ (model {model_version or '-'}); stoppen met Ctrl+C")
+    serve(app_, host, port)
 
 
 if __name__ == "__main__":

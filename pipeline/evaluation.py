@@ -322,3 +322,43 @@ def write_report(out_dir, report: dict) -> None:
     writer.writeheader()
     writer.writerows(report["headline"])
     write_atomic(out_dir / "lodo.csv", buffer.getvalue())
+
+
+# --------------------------------------------------------------------------- analysts' reviews
+
+
+def full_coding(labels: dict, codebook: Codebook) -> dict:
+    """Every field present (reviews may leave empty fields out)."""
+    return {f.id: labels.get(f.id) or ([] if f.multi else None) for f in codebook.fields.values()}
+
+
+def with_reviews(reference: dict, engine, codebook: Codebook) -> tuple[dict, int]:
+    """The reference coding (keyed by text hash) with analysts' reviewed labels taking precedence for
+    the same passage; returns the merged reference and how many passages a review decided."""
+    from pipeline.review import reviewed_labels
+    from pipeline.store import passage_text_hashes
+
+    reviewed = reviewed_labels(engine)
+    hashes = passage_text_hashes(engine, list(reviewed))
+    merged = {h: (c.labels if hasattr(c, "labels") else c) for h, c in reference.items()}
+    for passage_id, labels in reviewed.items():
+        if passage_id in hashes:
+            merged[hashes[passage_id]] = full_coding(labels, codebook)
+    return merged, len(hashes)
+
+
+def model_vs_reviewers(engine, codebook: Codebook) -> dict:
+    """The model against analysts on the passages they reviewed: the labels each analyst was shown
+    (the model's output at review time, stored with the decision) against the decision that counts."""
+    from pipeline.review import reviewed_decisions
+
+    truth, shown, versions = [], [], Counter()
+    for decision in reviewed_decisions(engine).values():
+        if not decision.labels_shown:
+            continue  # imported or hand-entered coding: no model output was shown
+        truth.append(full_coding(decision.labels, codebook))
+        shown.append(full_coding(decision.labels_shown, codebook))
+        versions[decision.model_version or "?"] += 1
+    if not truth:
+        return {"n": 0}
+    return {"n": len(truth), "model_versions": dict(versions), "fields": field_metrics(truth, shown, codebook)}

@@ -44,7 +44,7 @@ from sqlalchemy.engine import Engine
 
 from pipeline.codebook import Codebook
 from pipeline.models import Passage
-from pipeline.store import DocumentRow, ReviewRow, add_reviews, load_classifications, load_passages, session
+from pipeline.store import DocumentRow, add_reviews, load_classifications, load_passages, session
 
 PROJECT_NS = "urn:QDA-XML:project:1.0"
 CODEBOOK_NS = "urn:QDA-XML:codebook:1.0"
@@ -310,10 +310,12 @@ def _stored_documents(engine: Engine) -> list[dict]:
         ]
 
 
-def _latest_reviews(engine: Engine) -> dict[str, ReviewRow]:
-    """The latest review per passage, memo included (the store's summary leaves the memo out)."""
-    with session(engine) as s:
-        return {r.passage_id: r for r in s.scalars(select(ReviewRow).order_by(ReviewRow.id))}
+def _latest_reviews(engine: Engine) -> dict:
+    """The decision that counts per passage, memo included: the same rule as matrices and training
+    (latest decision; on double-coded passages the adjudication, else the first coder's)."""
+    from pipeline.review import reviewed_decisions
+
+    return reviewed_decisions(engine)
 
 
 def model_confidence(prediction: dict, codebook: Codebook) -> float | None:
@@ -333,7 +335,7 @@ def _selections(
     engine: Engine,
     doc: dict,
     codebook: Codebook,
-    reviews: dict[str, ReviewRow],
+    reviews: dict,
     model_version: str | None,
     floor: float,
     report: ExportReport,

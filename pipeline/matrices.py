@@ -58,9 +58,10 @@ class CodedPassage:
 
 def coded_passages(engine, model_version: str | None) -> list[CodedPassage]:
     """Every passage of every ingested document: reviewed labels override the model's."""
-    from pipeline.store import document_rows, latest_reviews, load_classifications, load_passages
+    from pipeline.review import reviewed_labels
+    from pipeline.store import document_rows, load_classifications, load_passages
 
-    reviews = latest_reviews(engine)
+    reviews = reviewed_labels(engine)  # latest decision; on double-coded passages adjudication, else first coder
     out = []
     for doc in document_rows(engine):
         if doc["status"] != "ok":
@@ -68,7 +69,7 @@ def coded_passages(engine, model_version: str | None) -> list[CodedPassage]:
         model = load_classifications(engine, doc["doc_id"], model_version) if model_version else {}
         for p in load_passages(engine, doc["doc_id"]):
             if p.id in reviews:
-                labels, source, scores = reviews[p.id]["labels"], "review", None
+                labels, source, scores = reviews[p.id], "review", None
             elif p.id in model:
                 labels, source, scores = model[p.id], "model", model[p.id].get("scores")
             else:

@@ -459,3 +459,13 @@ def add_reviews(engine: Engine, rows: list[dict]) -> int:
             for r in rows
         )
     return len(rows)
+
+
+def passage_text_hashes(engine: Engine, passage_ids: list[str]) -> dict[str, str]:
+    """passage id -> text hash, for the ids that are stored."""
+    out: dict[str, str] = {}
+    with session(engine) as s:
+        for start in range(0, len(passage_ids), 500):
+            chunk = passage_ids[start : start + 500]
+            out.update(s.execute(select(PassageRow.id, PassageRow.text_hash).where(PassageRow.id.in_(chunk))).all())
+    return out

@@ -34,10 +34,14 @@ def test_schema_is_under_alembic(tmp_path):
         "embeddings",
         "classifications",
         "reviews",
+        "users",
+        "web_sessions",
+        "double_coding",
+        "adjudications",
         "alembic_version",
     } <= tables
     with engine.connect() as c:
-        assert c.execute(text("select version_num from alembic_version")).scalar() == "0003"
+        assert c.execute(text("select version_num from alembic_version")).scalar() == "0004"
     open_store(f"sqlite:///{tmp_path / 'm.sqlite'}")  # reopening an up-to-date store is harmless
 
 
