@@ -76,7 +76,8 @@ def model_labels(codebook: Codebook, k: int, confidence: float) -> dict:
     return {**labels, "scores": scores, "needs_review": confidence < 0.7}
 
 
-def build_review_store(folder: Path, users: bool = True) -> ReviewStore:
+def build_review_store(folder: Path, users: bool = True, url: str | None = None) -> ReviewStore:
+    """The store at ``url`` (default: SQLite in ``folder``)."""
     corpus = folder / "corpus"
     corpus.mkdir(parents=True)
     write_pdf(corpus)
@@ -85,7 +86,7 @@ def build_review_store(folder: Path, users: bool = True) -> ReviewStore:
         f'{DOC},regio-a.pdf,"Regio A <i>verslag</i> & co",studie,vg,verslag,2021\n',
         "utf-8",
     )
-    url = f"sqlite:///{folder / 'review.sqlite'}"
+    url = url or f"sqlite:///{folder / 'review.sqlite'}"
     engine = open_store(url)
     report = ingest_corpus(corpus, engine, workers=1)
     assert report.ingested == [DOC], report.failed

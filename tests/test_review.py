@@ -536,8 +536,8 @@ def test_the_pdf_page_link_serves_the_source_under_login(rs):
     assert client.get("/documents/onbekend/pdf").status_code == 404
 
 
-def test_concurrent_decisions_from_two_servers_are_all_stored(rs):
-    """Four analysts on two server processes' worth of engines, 64 decisions fired at once."""
+def fire_concurrent_decisions(rs) -> None:
+    """Four analysts on two server processes' worth of engines, 64 decisions fired at once: all stored."""
     names = ["anna", "bert", "eva", "finn"]
     for name in names[2:]:
         add_user(rs.engine, name, PASSWORD)
@@ -569,6 +569,10 @@ def test_concurrent_decisions_from_two_servers_are_all_stored(rs):
     rows = stored_reviews(rs.engine)
     assert sorted(r.memo for r in rows) == sorted(f"{n}-{pid}-{rnd}" for n, pid, rnd in jobs)
     assert all(r.labels == rs.labels[r.passage_id] for r in rows)
+
+
+def test_concurrent_decisions_from_two_servers_are_all_stored(rs):
+    fire_concurrent_decisions(rs)
     with rs.engine.connect() as c:
         assert c.execute(text("PRAGMA journal_mode")).scalar() == "wal"
 
