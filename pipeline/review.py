@@ -725,6 +725,7 @@ class ReviewIndex:
         self._passages_checked = 0.0
         self._assign_key: tuple | None = None
         self._last_review_id = 0
+        self._n_reviews = 0
         self.decisions: dict[str, tuple[Decision, ...]] = {}
         self.assignments: dict[str, dict[str, tuple[int, bool]]] = {}
         self._special: frozenset[str] = frozenset()  # decided or double-coded passages
@@ -741,7 +742,8 @@ class ReviewIndex:
             now = time.monotonic()
             check_passages = force or now - self._passages_checked >= PASSAGE_CHECK_SECONDS
             with self.engine.connect() as c:
-                last_review = c.execute(select(func.max(ReviewRow.id))).scalar_one() or 0
+                n_reviews, last_review = c.execute(select(func.count(), func.max(ReviewRow.id))).one()
+                last_review = last_review or 0
                 assign = tuple(c.execute(select(func.count(), func.max(DoubleCodingRow.id))).one())
                 if check_passages:
                     docs = c.execute(select(func.count(), func.max(DocumentRow.updated_at))).one()
@@ -774,11 +776,18 @@ class ReviewIndex:
                 self._assign_key = assign
                 self._states = {}
                 changed = True
-            if last_review > self._last_review_id:
+            if last_review > self._last_review_id or n_reviews != self._n_reviews:
+                loaded = _load_decisions(self.engine, self._last_review_id)
+                if self._n_reviews + len(loaded) < n_reviews:
+                    # A decision with a lower id committed after a higher one (PostgreSQL sequences
+                    # do not commit in order): reload them all rather than miss it.
+                    loaded, self.decisions = _load_decisions(self.engine), {}
+                    self._n_reviews = 0
                 new: dict[str, list[Decision]] = defaultdict(list)
-                for d in _load_decisions(self.engine, self._last_review_id):
+                for d in loaded:
                     new[d.passage_id].append(d)
                     self._last_review_id = max(self._last_review_id, d.id)
+                self._n_reviews += len(loaded)
                 for pid, ds in new.items():  # replace, never mutate: readers may hold the old tuple
                     self.decisions[pid] = (*self.decisions.get(pid, ()), *ds)
                 changed = True

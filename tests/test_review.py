@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -155,6 +155,27 @@ def test_decisions_are_appended_and_the_latest_counts(rs):
         record_decision(rs.engine, rs.codebook, user(rs, "anna"), "nope", shown)
     assert unknown.value.status == 404
     assert len(stored_reviews(rs.engine)) == 2
+
+
+def test_queue_index_sees_a_decision_that_committed_out_of_id_order(rs):
+    """PostgreSQL hands out ids before commit: a lower id can land after a higher one is read."""
+    from pipeline.store import ReviewRow, session
+
+    index = ReviewIndex(rs.engine, rs.codebook, MODEL)
+    first, second = rs.passages[0].id, rs.passages[1].id
+    with session(rs.engine) as s:
+        s.add(
+            ReviewRow(id=50, passage_id=first, reviewer="anna", labels=rs.labels[first], created_at=datetime.now(UTC))
+        )
+    index.refresh()
+    assert set(index.decisions) == {first}
+    with session(rs.engine) as s:  # the late commit, with a lower id than one already seen
+        s.add(
+            ReviewRow(id=7, passage_id=second, reviewer="bert", labels=rs.labels[second], created_at=datetime.now(UTC))
+        )
+    index.refresh()
+    assert set(index.decisions) == {first, second}
+    assert [d.id for d in index.decisions[first]] == [50]
 
 
 def test_confidence_is_the_weakest_model_decision():
