@@ -19,9 +19,7 @@ reviews by the importing coder.
 from __future__ import annotations
 
 import io
-import os
 import re
-import tempfile
 import unicodedata
 import uuid
 import xml.etree.ElementTree as ET
@@ -43,6 +41,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from pipeline.codebook import Codebook
+from pipeline.corpus import write_atomic
 from pipeline.models import Passage
 from pipeline.store import DocumentRow, add_reviews, load_classifications, load_passages, session
 
@@ -231,20 +230,6 @@ def _excerpt(text: str, size: int = 60) -> str:
     return flat if len(flat) <= size else flat[: size - 1] + "…"
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Temp file in the same folder, then rename: a failed export leaves nothing half-written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _origin() -> str:
     try:
         from importlib.metadata import version
@@ -262,7 +247,7 @@ def export_codebook(codebook: Codebook, path: Path) -> int:
     root = etree.Element(f"{{{CODEBOOK_NS}}}CodeBook", {"origin": _origin()}, nsmap={None: CODEBOOK_NS})
     tree = code_tree(codebook)
     _code_elements(_sub(root, "Codes", CODEBOOK_NS), tree, CODEBOOK_NS)
-    _write_atomic(Path(path), _xml_bytes(root))
+    write_atomic(Path(path), _xml_bytes(root))
     return sum(1 for _ in _flat(tree))
 
 
@@ -509,7 +494,7 @@ def export_project(
         for doc in docs:
             name = f"{SOURCES_DIR}/{make_guid('source', doc['sha256'])}.txt"
             archive.writestr(zipfile.ZipInfo(name, ZIP_DATE), doc["text"].encode("utf-8"), zipfile.ZIP_DEFLATED)
-    _write_atomic(Path(path), buffer.getvalue())
+    write_atomic(Path(path), buffer.getvalue())
     return report
 
 

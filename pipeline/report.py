@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import io
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -39,15 +38,6 @@ from pipeline.matrices import (  # noqa: E402
 
 RED, GREEN, GREY = "F4B6B6", "B9E3B9", "EEEEEE"
 TYPE_NAMES = {"te_sterk": "te sterk netwerk", "te_zwak": "te zwak netwerk", "goed": "goed netwerk"}
-
-
-def _replace_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are for colleagues to read too
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, path)
 
 
 def _png(fig) -> bytes:
@@ -157,7 +147,7 @@ def write_xlsx(
         sheet.column_dimensions["A"].width = 42
     buffer = io.BytesIO()
     book.save(buffer)
-    _replace_bytes(path, buffer.getvalue())
+    write_atomic(path, buffer.getvalue())
 
 
 def write_matrices(
@@ -186,13 +176,13 @@ def write_matrices(
             out_dir / f"{doc_id}.csv", long.drop(columns=["n_model_only", "low_confidence"]).to_csv(index=False)
         )
         heatmaps[doc_id] = heatmap_png(long, codebook, titles.get(doc_id, doc_id))
-        _replace_bytes(out_dir / f"{doc_id}.png", heatmaps[doc_id])
+        write_atomic(out_dir / f"{doc_id}.png", heatmaps[doc_id])
         summary[doc_id] = coverage(doc_passages)
     if matrices:
         everything = pd.concat(matrices.values(), ignore_index=True)
         buffer = io.BytesIO()
         everything.to_parquet(buffer, index=False)
-        _replace_bytes(out_dir / "matrices.parquet", buffer.getvalue())
+        write_atomic(out_dir / "matrices.parquet", buffer.getvalue())
         write_atomic(out_dir / "compact.csv", pd.concat(compacts, ignore_index=True).to_csv(index=False))
         write_xlsx(out_dir / "matrices.xlsx", matrices, {p.passage_id: p for p in passages}, codebook, titles, summary)
     write_json(out_dir / "coverage.json", summary)
@@ -234,7 +224,7 @@ def write_comparison(passages: Sequence[CodedPassage], codebook: Codebook, out_d
     )
     figure = balance_png(table, codebook) if len(table) else b""
     if figure:
-        _replace_bytes(out_dir / "balance.png", figure)
+        write_atomic(out_dir / "balance.png", figure)
     return {"table": table, "tests": tests, "balance_png": figure}
 
 

@@ -483,7 +483,6 @@ def _heatmap_figures(shares: pd.DataFrame, labels: dict[int, str]) -> tuple[str,
 def write_topic_outputs(result: TopicResult, embeddings: np.ndarray, folder: Path) -> pd.DataFrame:
     """Topic table, per-passage assignments, document/sector/study shares, per-class words, figures."""
     from pipeline.corpus import write_atomic
-    from pipeline.report import _replace_bytes
 
     table = topic_table(result, embeddings)
     labels = dict(zip(table["topic"], table["label"], strict=True))
@@ -495,11 +494,11 @@ def write_topic_outputs(result: TopicResult, embeddings: np.ndarray, folder: Pat
         write_atomic(folder / f"topics_per_{by}.csv", topics_per_class(result, by).to_csv(index=False))
     html, png = _intertopic_figures(topic_map_coordinates(result), labels)
     write_atomic(folder / "intertopic_map.html", html)
-    _replace_bytes(folder / "intertopic_map.png", png)
+    write_atomic(folder / "intertopic_map.png", png)
     shares = share_table(result, "sector")
     html, png = _heatmap_figures(shares[[c for c in shares.columns if c != -1]], labels)
     write_atomic(folder / "sector_topic_heatmap.html", html)
-    _replace_bytes(folder / "sector_topic_heatmap.png", png)
+    write_atomic(folder / "sector_topic_heatmap.png", png)
     return table
 
 

@@ -16,6 +16,7 @@ from defusedxml.ElementTree import fromstring
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from pipeline import corpus as corpus_module
 from pipeline import exchange
 from pipeline.cli import app
 from pipeline.codebook import load_codebook
@@ -275,7 +276,7 @@ def test_a_failed_export_leaves_the_previous_file_and_no_temp_file(engine, tmp_p
     def disk_full(*_args):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(exchange.os, "replace", disk_full)
+    monkeypatch.setattr(corpus_module.os, "replace", disk_full)  # the shared atomic writer
     with pytest.raises(OSError):
         export_project(engine, CODEBOOK, path)
     assert path.read_bytes() == b"previous export"
