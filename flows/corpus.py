@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from sqlalchemy.exc import OperationalError
 
 from pipeline.codebook import load_codebook
-from pipeline.corpus import ingest_document, start_corpus, write_json
+from pipeline.corpus import ingest_document, row_is_current, start_corpus, write_json
 from pipeline.ingest import ExtractOptions
 from pipeline.models import ManifestRow
 from pipeline.store import document_rows, open_store
@@ -145,12 +145,14 @@ def corpus_flow(
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), disable=not show_progress
     ) as progress:
-        bar = progress.add_task("inlezen", total=len(manifest.rows))
+        # What the store already holds is settled here, so a run with nothing new starts no worker process.
+        todo = [r for r in manifest.rows if not row_is_current(engine, Path(corpus_dir), r)]
+        report.unchanged += [r.doc_id for r in manifest.rows if r not in todo]
+        bar = progress.add_task("inlezen", total=len(manifest.rows), completed=len(report.unchanged))
         ingests = {
-            ingest_task.submit(r.doc_id, corpus_dir, r.model_dump(), store_url, max_pages): r.doc_id
-            for r in manifest.rows
+            ingest_task.submit(r.doc_id, corpus_dir, r.model_dump(), store_url, max_pages): r.doc_id for r in todo
         }
-        ready = []
+        ready = list(report.unchanged)
         for future in as_completed(list(ingests)):
             progress.advance(bar)
             try:
@@ -165,8 +167,13 @@ def corpus_flow(
             ready += result["ingested"] + result["unchanged"]
         classified: dict[str, int] = {}
         if model_version is not None:
-            bar = progress.add_task("classificeren", total=len(ready))
-            futures = {classify_task.submit(doc_id, store_url, models_dir): doc_id for doc_id in sorted(ready)}
+            from pipeline.classify import needs_classification
+
+            docs = {d["doc_id"]: d for d in document_rows(engine)}
+            pending = [d for d in sorted(ready) if needs_classification(engine, docs[d], model_version)]
+            classified.update({d: 0 for d in ready if d not in pending})
+            bar = progress.add_task("classificeren", total=len(ready), completed=len(ready) - len(pending))
+            futures = {classify_task.submit(doc_id, store_url, models_dir): doc_id for doc_id in pending}
             for future in as_completed(list(futures)):
                 progress.advance(bar)
                 try:

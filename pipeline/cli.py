@@ -135,6 +135,12 @@ def run(
     for key in ("ingested", "unchanged", "retired"):
         table.add_row(key, ", ".join(summary.get(key, [])) or "-")
     table.add_row("classified", ", ".join(f"{d} ({n})" for d, n in summary.get("classified", {}).items()) or "-")
+    topics = summary.get("topics") or {}
+    if "n_topics" in topics:
+        reused = " (ongewijzigd)" if topics["reused"] else ""
+        table.add_row("topics", f"{topics['n_topics']} thema's over {topics['n_passages']} passages{reused}")
+    elif topics:
+        table.add_row("topics", topics.get("skipped", "-"))
     console.print(table)
     for doc_id, reason in summary.get("failed", {}).items():
         typer.echo(f"error: {doc_id}: {reason}", err=True)

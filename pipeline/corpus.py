@@ -122,13 +122,18 @@ def _store_result(engine: Engine, result: ExtractResult, row: ManifestRow, repor
         report.failed.append(ManifestProblem(row.doc_id, result.job.path, reason))
 
 
+def row_is_current(engine: Engine, corpus_dir: Path, row: ManifestRow) -> bool:
+    """The stored copy of this manifest row is current: same file content and same ingest version."""
+    return is_current(engine, row.doc_id, file_sha256(Path(corpus_dir) / row.file), STAGE_VERSION)
+
+
 def ingest_document(
     engine: Engine, corpus_dir: Path, row: ManifestRow, options: ExtractOptions = ExtractOptions()
 ) -> IngestReport:
     """Ingest one manifest row unless the stored copy is current (same sha256 and stage version)."""
     report = IngestReport()
     path = Path(corpus_dir) / row.file
-    if is_current(engine, row.doc_id, file_sha256(path), STAGE_VERSION):
+    if row_is_current(engine, corpus_dir, row):
         report.unchanged.append(row.doc_id)
         return report
     result = extract_many([ExtractJob(str(path), row.doc_id, row.title or None)], workers=1, options=options)[0]
@@ -181,11 +186,10 @@ def ingest_corpus(
     by_id = {row.doc_id: row for row in manifest.rows}
     jobs = []
     for row in manifest.rows:
-        path = corpus_dir / row.file
-        if is_current(engine, row.doc_id, file_sha256(path), STAGE_VERSION):
+        if row_is_current(engine, corpus_dir, row):
             report.unchanged.append(row.doc_id)
         else:
-            jobs.append(ExtractJob(str(path), row.doc_id, row.title or None))
+            jobs.append(ExtractJob(str(corpus_dir / row.file), row.doc_id, row.title or None))
     for result in extract_many(jobs, workers=workers, options=options):
         assert result.job.doc_id is not None
         _store_result(engine, result, by_id[result.job.doc_id], report)
