@@ -217,6 +217,7 @@ def fit_topics(
             min_dist=0.0,
             metric="cosine",
             random_state=params.random_state,
+            n_jobs=1,  # what a fixed random_state implies anyway; saying so avoids UMAP's warning
         ),
         hdbscan_model=HDBSCAN(
             min_cluster_size=params.min_topic_size,
