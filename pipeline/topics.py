@@ -30,7 +30,7 @@ import json
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +58,7 @@ DIV_ID = "mgz-figure"  # fixed, so the same model writes byte-identical HTML
 
 
 class TopicsError(ValueError):
-    """The corpus cannot carry a topic model (too small, or nothing embedded)."""
+    """The corpus cannot carry a topic model (too few content passages)."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,6 @@ class TopicResult:
     corpus_hash: str
     outliers_before: float
     outliers_after: float
-    table: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def dutch_stop_words(extra: Sequence[str] = ()) -> list[str]:
