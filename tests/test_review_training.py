@@ -3,8 +3,6 @@ for the same passage, and the model is scored against the decisions on what it s
 
 from __future__ import annotations
 
-import shutil
-
 from pipeline.codebook import load_codebook
 from pipeline.corpus import ingest_corpus
 from pipeline.evaluation import build_training_set, model_vs_reviewers, with_reviews
@@ -12,9 +10,7 @@ from pipeline.models import text_hash
 from pipeline.nlp import load_glossary, make_nlp
 from pipeline.store import add_review, load_passages, open_store
 
-from .conftest import CORPUS
-
-DOC = "vg-deelsessie-huisartsenzorg"
+from .test_store import DOC, small_corpus
 
 
 def coding(conditions, polarity, primary=None, stakeholders=()):
@@ -28,14 +24,8 @@ def coding(conditions, polarity, primary=None, stakeholders=()):
 
 
 def store_with_document(tmp_path):
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    shutil.copy(CORPUS / f"{DOC}.pdf", corpus)
-    (corpus / "manifest.csv").write_text(
-        f"doc_id,file,title,study,sector,doc_type,year\n{DOC},{DOC}.pdf,Sessie,s,vg,verslag,2021\n", "utf-8"
-    )
     engine = open_store(f"sqlite:///{tmp_path / 'store.sqlite'}")
-    ingest_corpus(corpus, engine, workers=1)
+    ingest_corpus(small_corpus(tmp_path), engine, workers=1)
     return engine, [p for p in load_passages(engine, DOC) if p.kind == "paragraph"]
 
 

@@ -504,24 +504,24 @@ def create_app(
         report = agreement_report(engine, codebook, model_version)
         return render(request, "agreement.html", {"ws": ws, "report": report, "items": index})
 
+    def admin_context(ws, assigned: str | None, errors: list[str]) -> dict:
+        """What the admin page shows: accounts, double-coding samples, reviewers, documents, sectors."""
+        return {
+            "ws": ws,
+            "users": list_users(engine),
+            "overview": double_coding_overview(engine),
+            "reviewers": index.reviewer_counts(),
+            "docs": sorted(index.docs.values(), key=lambda d: d.doc_id),
+            "sectors": sorted({d.sector for d in index.docs.values() if d.sector}),
+            "assigned": assigned,
+            "errors": errors,
+        }
+
     @app.get("/admin", response_class=HTMLResponse)
     def admin_page(request: Request) -> Response:
         ws = admin(request)
         index.refresh()
-        return render(
-            request,
-            "admin.html",
-            {
-                "ws": ws,
-                "users": list_users(engine),
-                "overview": double_coding_overview(engine),
-                "reviewers": index.reviewer_counts(),
-                "docs": sorted(index.docs.values(), key=lambda d: d.doc_id),
-                "sectors": sorted({d.sector for d in index.docs.values() if d.sector}),
-                "assigned": request.query_params.get("toegewezen"),
-                "errors": [],
-            },
-        )
+        return render(request, "admin.html", admin_context(ws, request.query_params.get("toegewezen"), []))
 
     @app.post("/admin/double-coding")
     async def double_coding(request: Request) -> Response:
@@ -547,17 +547,7 @@ def create_app(
         try:
             count = await run_in_threadpool(work)
         except ReviewError as exc:
-            context = {
-                "ws": ws,
-                "users": list_users(engine),
-                "overview": double_coding_overview(engine),
-                "reviewers": index.reviewer_counts(),
-                "docs": sorted(index.docs.values(), key=lambda d: d.doc_id),
-                "sectors": sorted({d.sector for d in index.docs.values() if d.sector}),
-                "assigned": None,
-                "errors": [str(exc)],
-            }
-            return render(request, "admin.html", context, exc.status)
+            return render(request, "admin.html", admin_context(ws, None, [str(exc)]), exc.status)
         return RedirectResponse(f"/admin?toegewezen={count}", status_code=303)
 
     return app
