@@ -130,7 +130,7 @@ def code_tree(codebook: Codebook) -> list[CodeSpec]:
                 codable=True,
                 field_id=f.id,
                 label=label.id,
-                colour=label.colour if _RGB.match(label.colour or "") else None,
+                colour=_rgb(label.colour),
                 description=_label_description(label),
             )
             by_label[(f.id, label.id)] = spec
@@ -156,6 +156,14 @@ def code_tree(codebook: Codebook) -> list[CodeSpec]:
         )
         roots.append(group)
     return roots
+
+
+def _rgb(colour: str | None) -> str | None:
+    """A codebook colour as ``#RRGGBB`` (``#RGB`` expanded: not every program reads three digits); None if invalid."""
+    if not _RGB.match(colour or ""):
+        return None
+    digits = colour[1:]  # type: ignore[index]
+    return "#" + ("".join(c * 2 for c in digits) if len(digits) == 3 else digits)
 
 
 def _label_description(label) -> str:
@@ -535,6 +543,7 @@ class QdaCode:
     guid: str
     name: str
     codable: bool
+    parent: str | None = None  # the enclosing code's guid (MAXQDA, NVivo and ATLAS.ti nest codes)
 
 
 @dataclass(frozen=True)
@@ -669,9 +678,9 @@ def _source_text(
     path: Path, archive: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo], element: ET.Element, name: str
 ) -> str | None:
     """A text source's plain text (inline or from the archive); None for files outside the archive."""
-    inline = _children(element, "PlainTextContent")
+    inline = [child for child in element if _local(child.tag).lower() == "plaintextcontent"]
     if inline:
-        return inline[0].text or ""
+        return "".join(inline[0].itertext())
     location = element.get("plainTextPath") or ""
     if not location.lower().startswith("internal://"):
         return None  # relative:// or absolute://: a file on the exporter's disk, not ours to read
@@ -681,9 +690,13 @@ def _source_text(
         raise ExchangeError(path, f"text source {name!r}: {location} is missing from the archive")
     data = _read_member(path, archive, info, MAX_SOURCE_BYTES)
     try:
+        if data[:2] in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16 with BOM: not the standard's UTF-8, but unambiguous
+            return data.decode("utf-16")
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise ExchangeError(path, f"text source {name!r} ({info.filename}) is not UTF-8 text") from None
+        raise ExchangeError(
+            path, f"text source {name!r} ({info.filename}) is not UTF-8 (or UTF-16 with BOM) text"
+        ) from None
 
 
 def _text_source(path: Path, element: ET.Element, raw: str, name: str, atlas: bool) -> QdaSource:
@@ -713,14 +726,32 @@ def _text_source(path: Path, element: ET.Element, raw: str, name: str, atlas: bo
 
 
 def _codes(element: ET.Element | None) -> dict[str, QdaCode]:
+    """Every code at any depth, with its parent code (None at the top)."""
     found: dict[str, QdaCode] = {}
-    if element is None:
-        return found
-    for code in element.iter():
-        if _local(code.tag) == "Code":
-            guid = _guid(code.get("guid"))
-            found[guid] = QdaCode(guid, code.get("name") or guid, code.get("isCodable", "true") != "false")
+
+    def walk(node: ET.Element, parent: str | None) -> None:
+        for code in node:
+            if _local(code.tag) == "Codes":  # CodeBook/Codes, or a program nesting another Codes element
+                walk(code, parent)
+            elif _local(code.tag) == "Code":
+                guid = _guid(code.get("guid"))
+                name = code.get("name") or guid
+                found[guid] = QdaCode(guid, name, code.get("isCodable", "true") != "false", parent)
+                walk(code, guid)
+
+    if element is not None:
+        walk(element, None)
     return found
+
+
+def _ancestors(codes: dict[str, QdaCode], guid: str) -> Iterator[str]:
+    """The GUIDs of the codes enclosing a code, nearest first."""
+    seen = {guid}
+    parent = codes[guid].parent if guid in codes else None
+    while parent and parent not in seen:
+        seen.add(parent)
+        yield parent
+        parent = codes[parent].parent if parent in codes else None
 
 
 def read_project(path: Path) -> QdaProject:
@@ -1022,6 +1053,7 @@ class ImportReport:
     unmapped_codes: list[dict] = field(default_factory=list)  # {code, codings}
     ignored_codes: list[str] = field(default_factory=list)
     model_codings_skipped: int = 0
+    implied_by_parent_code: int = 0  # labels added because a coded code sits under a mapped code
     unplaced_selections: int = 0
     incomplete: list[dict] = field(default_factory=list)  # {passage_id, doc_id, problems}
     conflicts: int = 0
@@ -1074,15 +1106,26 @@ def _place_codings(
         passages = load_passages(engine, alignment.doc_id)
         starts = [p.char_start for p in passages]
         for selection in source.selections:
-            codes = []
+            own: set[tuple[str, str]] = set()  # each label once per selection, however many codings carry it
+            implied: set[tuple[str, str]] = set()
+            user_names: set[str] = set()
             for code_guid, user in selection.codings:
                 if user in model_users:
                     report.model_codings_skipped += 1
-                elif resolved.get(code_guid) is not None:
-                    codes.append((resolved[code_guid], project.users.get(user or "", "")))
+                    continue
+                key = resolved.get(code_guid)
+                if key is not None:
+                    own.add(key)
                 elif code_guid not in ignored:
                     unmapped[code_guid] += 1
-            if not codes:
+                # A code nested under a mapped code means that code too (MAXQDA "Infrastructuur > belemmerend").
+                above = {resolved[a] for a in _ancestors(project.codes, code_guid) if resolved.get(a) is not None}
+                implied |= above  # type: ignore[arg-type]
+                if (key is not None or above) and project.users.get(user or ""):
+                    user_names.add(project.users[user or ""])
+            report.implied_by_parent_code += len(implied - own)
+            keys = own | implied
+            if not keys:
                 continue
             span = alignment.span(selection.start, selection.end)
             hits = list(passages_covered(passages, starts, *span)) if span else []
@@ -1090,10 +1133,9 @@ def _place_codings(
                 report.unplaced_selections += 1
             for passage, overlap in hits:
                 target = placed[alignment.doc_id][passage.id]
-                for key, user_name in codes:
+                for key in keys:
                     target.weights[key] += overlap
-                    if user_name:
-                        target.users.add(user_name)
+                target.users.update(user_names)
     return placed, unmapped
 
 

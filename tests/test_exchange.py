@@ -308,6 +308,33 @@ def test_export_then_import_as_another_coder_gives_identical_labels_on_every_pas
     assert again.stored == 0 and again.unchanged == len(before) and review_count(engine) == count + len(before)
 
 
+def test_imported_coding_feeds_the_agreement_figures_and_training(engine, tmp_path):
+    """The expert is the second coder of a double-coded sample: the import is their decision there."""
+    from pipeline.accounts import add_user
+    from pipeline.review import agreement_report, assign_double_coding, reviewed_decisions
+
+    admin = add_user(engine, "beheer", "x" * 16, "admin")
+    for name in ("analist-a", "expert"):
+        add_user(engine, name, "x" * 16)
+    reviewed = latest_reviews(engine)
+    sample = [p.id for p in load_passages(engine, PDF_DOC) if p.id not in reviewed][:4]
+    assert len(sample) == 4 and assign_double_coding(engine, sample, ["analist-a", "expert"], admin) == 4
+    add_reviews(
+        engine,
+        [{"passage_id": pid, "reviewer": "analist-a", "labels": varied_labels(i)} for i, pid in enumerate(sample)],
+    )
+    path = tmp_path / "p.qdpx"
+    export_project(engine, CODEBOOK, path)  # what the expert opens; they leave the sample's coding as it is
+    report = import_project(engine, CODEBOOK, path, coder="expert")
+    assert report.complete
+    pair = next(p for p in agreement_report(engine, CODEBOOK, None)["pairs"] if p["coders"] == ["analist-a", "expert"])
+    assert pair["n"] == 4
+    decisions = reviewed_decisions(engine)  # what matrices and training use
+    assert {decisions[pid].reviewer for pid in sample} == {"analist-a"}  # first coder counts until adjudicated
+    outside = [pid for pid in reviewed if pid not in sample]
+    assert outside and {decisions[pid].reviewer for pid in outside} == {"expert"}
+
+
 # --------------------------------------------------------------------------- hostile and malformed files
 
 
@@ -515,6 +542,130 @@ def test_a_project_from_another_program_aligns_by_content_not_file_name(engine, 
         "stakeholders": [],
         "primary_condition": None,
     }
+
+
+SOURCE_GUID = "ABCDEF01-2345-4789-8BCD-EF0123456789"
+
+
+def write_variant(path: Path, kind: str, text: str, start: int, end: int, codes: list[str]) -> Path:
+    """One text source with one selection coded with ``codes``, laid out as a given program writes it."""
+    code_guid = {name: f"C{i:07d}-0000-4000-8000-{i:012d}" for i, name in enumerate(codes, start=1)}
+    codings = "".join(
+        f'<Coding guid="e{i:07d}-0000-4000-8000-000000000000"><CodeRef targetGUID="{{{g}}}"/></Coding>'
+        for i, g in enumerate(code_guid.values())
+    )
+    selection = (
+        f'<PlainTextSelection guid="d0000000-0000-4000-8000-000000000001" startPosition="{start}" '
+        f'endPosition="{end}">{codings}</PlainTextSelection>'
+    )
+    guid, members = SOURCE_GUID, {}
+    if kind == "inline_text":  # the text inside project.qde, no file
+        source = f'<TextSource guid="{guid}" name="x"><PlainTextContent>{escape(text)}</PlainTextContent>'
+    elif kind == "pdf_representation":
+        members[f"sources/{guid}.pdf"] = b"%PDF-1.4"
+        members[f"sources/{guid}.txt"] = text.encode("utf-8")
+        source = (
+            f'<PDFSource guid="{guid}" name="x.pdf" path="internal://{guid}.pdf"><Representation '
+            f'guid="{guid[:-1]}0" plainTextPath="internal://{guid}.txt">'
+        )
+    else:
+        folder, file_name, location = "sources", f"{guid}.txt", f"internal://{guid}.txt"
+        data = text.encode("utf-8")
+        if kind == "capital_sources_folder":  # QualCoder reads both; file and path differ in case
+            folder, location = "Sources", f"internal://{guid.lower()}.txt"
+        elif kind == "triple_slash":
+            location = f"internal:///{guid}.txt"
+        elif kind == "utf16_with_bom":
+            data = text.encode("utf-16")
+        members[f"{folder}/{file_name}"] = data
+        rich = ""
+        if kind == "rich_and_plain":
+            members[f"sources/{guid}.docx"] = b"PK\x03\x04"
+            rich = f' richTextPath="internal://{guid}.docx"'
+        source = f'<TextSource guid="{guid}" name="x.docx" plainTextPath="{location}"{rich}>'
+    closing = "</Representation></PDFSource>" if kind == "pdf_representation" else "</TextSource>"
+    code_xml = "".join(f'<Code guid="{g}" name={quoteattr(n)} isCodable="true"/>' for n, g in code_guid.items())
+    xml = (
+        f'<?xml version="1.0" encoding="utf-8"?><Project xmlns="{exchange.PROJECT_NS}" name="p" origin="X">'
+        f"<CodeBook><Codes>{code_xml}</Codes></CodeBook><Sources>{source}{selection}{closing}</Sources></Project>"
+    )
+    if kind == "prefixed_namespace":  # same document, with a namespace prefix on every element
+        xml = re.sub(r"<(/?)(?=[A-Z])", r"<\1qda:", xml).replace('xmlns="', 'xmlns:qda="')
+    members["project.qde"] = xml.encode("utf-8")
+    return _zip(path, members)
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "capital_sources_folder",
+        "triple_slash",
+        "inline_text",
+        "rich_and_plain",
+        "utf16_with_bom",
+        "prefixed_namespace",
+        "pdf_representation",
+    ],
+)
+def test_layouts_of_real_programs_are_read(engine, tmp_path, kind):
+    text = doc_text(engine, TXT_DOC)
+    passage = [p for p in load_passages(engine, TXT_DOC) if p.kind == "paragraph"][1]
+    path = write_variant(
+        tmp_path / f"{kind}.qdpx",
+        kind,
+        text,
+        passage.char_start,
+        passage.char_end,
+        [label_name("polarity", "bevorderend"), label_name("stakeholders", "gebruikers")],
+    )
+    if kind == "prefixed_namespace":
+        assert b"<qda:Project" in zipfile.ZipFile(path).read("project.qde")
+    project = read_project(path)
+    assert [s.text for s in project.sources] == [text] and not project.unreadable_sources
+    report = import_project(engine, CODEBOOK, path, coder="expert")
+    assert report.complete and report.stored == 1 and report.sources[0]["mode"] == "exact"
+    labels = latest_reviews(engine)[passage.id]["labels"]
+    assert labels["polarity"] == "bevorderend" and labels["stakeholders"] == ["gebruikers"]
+
+
+def test_codes_nested_under_a_mapped_code_imply_it(engine, tmp_path):
+    """MAXQDA style: polarity and actor subcodes under each condition; coding a subcode means its condition."""
+    text = doc_text(engine, TXT_DOC)
+    passage = [p for p in load_passages(engine, TXT_DOC) if p.kind == "paragraph"][2]
+    infra, bel = label_name("conditions", "infrastructuur"), label_name("polarity", "belemmerend")
+    codes = (
+        '<Code guid="a0000000-0000-4000-8000-000000000001" name="Voorwaarden" isCodable="false">'
+        f'<Code guid="a0000000-0000-4000-8000-000000000002" name={quoteattr(infra)} isCodable="true">'
+        f'<Code guid="a0000000-0000-4000-8000-000000000003" name={quoteattr(bel)} isCodable="true"/>'
+        '<Code guid="a0000000-0000-4000-8000-000000000004" name="Huisartsen" isCodable="true"/>'
+        "</Code></Code>"
+    )
+    coded = "".join(
+        f'<Coding guid="b0000000-0000-4000-8000-00000000000{i}"><CodeRef targetGUID="{g}"/></Coding>'
+        for i, g in enumerate(("a0000000-0000-4000-8000-000000000003", "a0000000-0000-4000-8000-000000000004"))
+    )
+    xml = (
+        f'<?xml version="1.0" encoding="utf-8"?><Project xmlns="{exchange.PROJECT_NS}" name="p" origin="MAXQDA 24">'
+        f'<CodeBook><Codes>{codes}</Codes></CodeBook><Sources><TextSource guid="{SOURCE_GUID}" name="x" '
+        f'plainTextPath="internal://{SOURCE_GUID}.txt"><PlainTextSelection guid="c0000000-0000-4000-8000-000000000001"'
+        f' startPosition="{passage.char_start}" endPosition="{passage.char_end}">{coded}</PlainTextSelection>'
+        "</TextSource></Sources></Project>"
+    )
+    path = _zip(tmp_path / "maxqda.qdpx", {"project.qde": xml.encode(), f"sources/{SOURCE_GUID}.txt": text.encode()})
+    project = read_project(path)
+    assert project.codes["a0000000-0000-4000-8000-000000000003"].parent == "a0000000-0000-4000-8000-000000000002"
+    report = import_project(engine, CODEBOOK, path, coder="expert")
+    assert report.stored == 1 and report.implied_by_parent_code == 1
+    assert report.unmapped_codes == [{"code": "Huisartsen", "codings": 1}]  # still listed, not guessed
+    labels = latest_reviews(engine)[passage.id]["labels"]
+    assert labels["conditions"] == ["infrastructuur"] and labels["primary_condition"] == "infrastructuur"
+    assert labels["polarity"] == "belemmerend"
+
+
+def test_colours_are_written_as_six_hex_digits():
+    assert exchange._rgb("#AbC") == "#AAbbCC" and exchange._rgb("#1f77b4") == "#1f77b4"
+    assert exchange._rgb("red") is None and exchange._rgb(None) is None and exchange._rgb("#12345") is None
+    assert all(re.fullmatch(r"#[0-9A-Fa-f]{6}", c.colour) for c in exchange.label_codes(CODEBOOK).values())
 
 
 def test_a_reworded_copy_with_headers_and_hyphenation_aligns_fuzzily(engine, tmp_path):
