@@ -362,10 +362,21 @@ def test_without_a_session_there_is_only_the_login_page_or_401(rs):
         assert plain.status_code == 401, path
         browser = client.get(path, headers={"accept": "text/html"}, follow_redirects=False)
         assert browser.status_code == 303 and browser.headers["location"].startswith("/login?next="), path
-        for response in (plain, browser):
+        api = client.get(path, headers={"accept": "application/json"}, follow_redirects=False)
+        assert api.status_code == 401 and api.json() == {"error": "niet ingelogd"}, path
+        for response in (plain, browser, api):
             assert not any(p.text[:30] in response.text for p in rs.passages)
     posted = client.post(f"/passages/{pid}/decision", data={"action": "accept", "basis": "model"})
     assert posted.status_code == 401 and stored_reviews(rs.engine) == []
+    fetched = client.post(
+        f"/passages/{pid}/decision",
+        data={"action": "accept", "basis": "model"},
+        headers={"accept": "application/json", "x-csrf-token": "x"},
+    )
+    assert fetched.status_code == 401 and fetched.json() == {"error": "niet ingelogd"}
+    assigned = client.post("/admin/double-coding", data={"n": "3", "coder1": "anna", "coder2": "bert"})
+    assert assigned.status_code == 401
+    assert stored_reviews(rs.engine) == []
     login = client.get("/login?next=/queue")
     assert login.status_code == 200 and "Inloggen" in login.text
     assert not any(p.text[:30] in login.text for p in rs.passages)
@@ -489,6 +500,7 @@ def test_passage_text_from_the_pdf_is_shown_as_text(rs):
     # Glossary hover: the abbreviation is wrapped, its expansion escaped into the title attribute.
     first = client.get(f"/passages/{rs.passages[0].id}").text
     assert '<abbr title="arts verstandelijk gehandicapten">AVG</abbr>' in first
+    assert '<span class="kind">kop</span>' in first and "· alinea</p>" in first  # Dutch names for kinds
 
 
 def test_correction_round_trip_and_invalid_input_keeps_the_analysts_choice(rs):

@@ -16,8 +16,10 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 
+from pipeline.accounts import get_user
 from pipeline.nlp import load_glossary
 from pipeline.report import build_outputs
+from pipeline.review import AdjudicationRow, assign_double_coding, normalise_labels, record_decision, reviewed_labels
 from pipeline.store import ReviewRow, session
 from pipeline.web.app import create_app, running
 
@@ -185,3 +187,72 @@ def test_a_decision_survives_an_expired_session(tmp_path, shots):
     with session(rs.engine) as s:
         [row] = list(s.scalars(select(ReviewRow)))
     assert row.passage_id == passage and "competenties" in row.labels["conditions"] and row.reviewer == "anna"
+
+
+def test_an_admin_reads_the_agreement_and_adjudicates_with_the_keyboard(tmp_path, shots):
+    """Two analysts double-coded four passages and differ on one polarity; the admin reads kappa and
+    alpha on the agreement page, opens the disagreement and settles it with the keyboard."""
+    rs = build_review_store(tmp_path / "store")
+    anna, bert, chris = (get_user(rs.engine, name) for name in ("anna", "bert", "chris"))
+    sample = [p.id for p in rs.passages[:4]]
+    assert assign_double_coding(rs.engine, sample, ["anna", "bert"], chris) == 4
+    polarity = {
+        "anna": ["belemmerend", "belemmerend", "bevorderend", "neutraal"],
+        "bert": ["belemmerend", "bevorderend", "bevorderend", "neutraal"],
+    }
+    for k, pid in enumerate(sample):
+        for coder in (anna, bert):
+            labels = {"conditions": ["infrastructuur"], "polarity": polarity[coder.name][k]}
+            labels["stakeholders"] = ["aanbieders"]
+            record_decision(
+                rs.engine,
+                rs.codebook,
+                coder,
+                pid,
+                normalise_labels(rs.codebook, labels),
+                labels_shown=rs.labels[pid],
+                model_version=MODEL,
+                memo=f"memo van {coder.name}",
+            )
+    app = create_app(rs.engine, rs.codebook, model_version=MODEL, glossary=load_glossary())
+    problems: list[str] = []
+    with running(app) as base, sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        page = browser.new_page(viewport={"width": 1440, "height": 1000})
+        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+        page.goto(base + "/login")
+        page.fill("input[name=name]", "chris")
+        page.fill("input[name=password]", PASSWORD)
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
+        with page.expect_navigation():
+            page.click("text=Overeenstemming")
+        headers = page.inner_text("table.agreement thead")
+        for column in ("anna × bert", "anna × model", "bert × model", "α alle analisten"):
+            assert column in headers
+        polarity_row = page.inner_text("table.agreement tr.field-row:has-text('Richting')")
+        assert "0.636" in polarity_row and "0.667" in polarity_row  # anna × bert kappa; alpha over all
+        interaction_row = page.inner_text("table.agreement tr.field-row:has-text('Type interactie')")
+        assert "n=0" in interaction_row and "0%, n=0" not in interaction_row  # nobody coded interactie: no figure
+        assert page.locator("ol.disagreements > li").count() == 1
+        page.screenshot(path=shots / "10-agreement.png", full_page=True)
+
+        with page.expect_navigation():
+            page.click("ol.disagreements a")
+        assert f"/passages/{sample[1]}" in page.url
+        assert "memo van anna" in page.inner_text(".mode.adjudicate") and "memo van bert" in page.inner_text(
+            ".mode.adjudicate"
+        )
+        page.keyboard.press("KeyD")  # polarity: neutraal (third label)
+        assert page.is_checked('input[name="polarity"][value="neutraal"]')
+        page.screenshot(path=shots / "11-adjudication.png", full_page=True)
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
+        page.goto(base + "/agreement")
+        assert "beslecht door chris" in page.inner_text("ol.disagreements")
+        page.screenshot(path=shots / "12-adjudicated.png", full_page=True)
+        browser.close()
+    assert problems == []
+    with session(rs.engine) as s:
+        assert [a.passage_id for a in s.scalars(select(AdjudicationRow))] == [sample[1]]
+    assert reviewed_labels(rs.engine)[sample[1]]["polarity"] == "neutraal"

@@ -76,6 +76,8 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
+# Passage kinds as the screen names them (the store keeps the English kind ids).
+KIND_NAMES = {"paragraph": "alinea", "heading": "kop", "table": "tabel", "footnote": "voetnoot", "turn": "spreekbeurt"}
 SAFE_ID = re.compile(r"[^A-Za-z0-9_-]")
 COLOUR = re.compile(r"^#[0-9A-Fa-f]{3,8}$")
 
@@ -203,6 +205,7 @@ def create_app(
         statuses=STATUSES,
         orders=ORDERS,
         model_version=model_version,
+        kind_name=lambda kind: KIND_NAMES.get(kind, kind),
         corrected=lambda item, state: bool(
             state.basis and item.model_labels and not same_labels(codebook, state.labels, item.model_labels)
         ),
