@@ -2,9 +2,10 @@
 setting and its alternatives, on the bundled corpus, so the choice rests on numbers.
 
 Alternatives: HDBSCAN's "eom" cluster selection with its default min_samples (BERTopic's default
-clustering), larger minimum topic sizes, and the other bundled encoder (USE multilingual). Besides NPMI
-and diversity: the outlier shares, the largest topic's share (a collapse into one topic shows there),
-and the share of topics that mix sectors (no sector above 90 % of the topic).
+clustering) at two minimum topic sizes, larger minimum topic sizes with "leaf", and the other bundled
+encoder (USE multilingual). Besides NPMI and diversity: the outlier shares, the largest topic's share
+(a collapse into one topic shows there), and the share of topics that mix sectors (no sector above
+90 % of the topic).
 Writes docs/topics-evaluation.csv.
 
     python bench/topics_quality.py [--store sqlite:///outputs/mgz.sqlite] [--out docs/topics-evaluation.csv]
@@ -56,6 +57,8 @@ def main() -> None:
         ("gekozen: e5, leaf, min_topic_size aangepast", "e5", chosen),
         ("e5, eom (BERTopic-standaard clustering)", "e5", TopicParams.for_corpus(
             len(passages), cluster_selection="eom", min_samples=chosen.min_topic_size)),
+        ("e5, eom, min_topic_size 16", "e5", TopicParams.for_corpus(
+            len(passages), cluster_selection="eom", min_topic_size=16, min_samples=16)),
         ("e5, leaf, min_topic_size 16", "e5", TopicParams.for_corpus(len(passages), min_topic_size=16)),
         ("e5, leaf, min_topic_size 25", "e5", TopicParams.for_corpus(len(passages), min_topic_size=25)),
         ("USE multilingual, leaf", "use", chosen),

@@ -13,8 +13,9 @@ conditions. Design choices, each for a reason:
   CountVectorizer with spaCy's Dutch stop words plus report boilerplate, and a
   token pattern that keeps Dutch letters and drops numbers (page numbers).
 - Clusters: HDBSCAN's "leaf" selection with a small ``min_samples``. The
-  default "eom" selection collapsed this corpus into three clusters, one of
-  them 91 % of all passages, for some UMAP settings; leaf clusters stay even.
+  default "eom" selection scores a higher NPMI here but makes umbrella topics
+  of a document's register (two of 21 % each); leaf clusters stay even
+  (bench/topics_quality.py, docs/topics-evaluation.csv).
 - Reproducible: UMAP with a fixed ``random_state`` (which also makes it
   single-threaded), HDBSCAN is deterministic, representative passages are
   chosen by similarity, not sampling.
@@ -51,7 +52,8 @@ BOILERPLATE = {
 FILLERS = {
     "denk", "denken", "echt", "heel", "nou", "vind", "vinden", "gewoon", "eigenlijk", "natuurlijk", "zeg",
     "zeggen", "weet", "weten", "beetje", "zoiets", "dingen", "ding", "keer", "hoor", "gaan", "gaat", "zit",
-    "zitten", "kijk", "kijken", "zeker", "misschien", "waarschijnlijk", "soort", "inderdaad",
+    "zitten", "kijk", "kijken", "zeker", "misschien", "waarschijnlijk", "soort", "inderdaad", "nee", "mee",
+    "allemaal", "doe", "één", "ervoor", "eventueel", "sprake", "name",  # "er is sprake van", "met name"
 }  # fmt: skip
 NO_CONDITION = "geen_voorwaarde"
 DIV_ID = "mgz-figure"  # fixed, so the same model writes byte-identical HTML
@@ -94,11 +96,14 @@ class TopicParams:
                 f"te weinig inhoudelijke passages voor een topicmodel: {n_passages} (minimaal {MIN_PASSAGES})"
             )
         params = cls(
-            # sqrt(n)/4 gives 10 on the bundled corpus: the best NPMI and diversity of the sizes
-            # compared in bench/topics_quality.py (docs/topics-evaluation.csv).
+            # sqrt(n)/4 gives 10 on the bundled corpus: the best NPMI of the leaf sizes compared in
+            # bench/topics_quality.py (docs/topics-evaluation.csv).
             min_topic_size=int(min(60, max(5, round(math.sqrt(n_passages) / 4)))),
-            n_neighbors=int(min(15, n_passages - 1)),
-            n_components=int(min(5, n_passages - 2)),
+            # UMAP's default 15 up to ~1,600 passages, then growing with √n (50 at most): a fixed 15 would
+            # see an ever smaller neighbourhood of a large corpus and fragment it into local dust.
+            n_neighbors=int(min(50, max(15, round(math.sqrt(n_passages) * 0.375)))),
+            # 5 dimensions are enough for HDBSCAN at every size here; more only slow it down.
+            n_components=5,
             min_samples=0,
             max_topics=int(min(60, max(10, round(math.sqrt(n_passages))))),  # more themes than this nobody reads
         )
@@ -536,7 +541,14 @@ def build_topics(
 
     folder = Path(out_dir) / "topics"
     passages = topic_passages(engine)
-    params = TopicParams.for_corpus(len(passages), **overrides)
+    try:
+        params = TopicParams.for_corpus(len(passages), **overrides)
+    except TopicsError:
+        if saved_topics(folder) is not None:  # themes of a corpus that is no longer there: not shown as current
+            import shutil
+
+            shutil.rmtree(folder)
+        raise
     digest = corpus_hash(passages, encoder.name)
     saved = saved_topics(folder)
     reuse = (

@@ -17,16 +17,18 @@ from pipeline.cli import app
 from pipeline.codebook import load_codebook
 from pipeline.corpus import ingest_corpus
 from pipeline.embeddings import embed, make_encoder
-from pipeline.store import add_review, open_store
+from pipeline.store import add_review, document_rows, load_passages, open_store
 from pipeline.topics import (
     BOILERPLATE,
     MIN_PASSAGES,
+    MIN_WORDS,
     TopicParams,
     TopicsError,
     build_topics,
     cached_backend,
     fit_topics,
     load_topic_model,
+    make_vectorizer,
     npmi_coherence,
     seed_topics,
     topic_diversity,
@@ -88,6 +90,22 @@ def test_topic_words_are_dutch_and_free_of_boilerplate(built):
     assert not any("patinten" in w or "clinten" in w for w in words)
     assert not any(ch.isdigit() for w in words for ch in w), "page numbers or other digits in topic words"
     assert not {t for w in words for t in w.split()} & BOILERPLATE
+
+
+def test_vectorizer_keeps_dutch_letters_and_drops_numbers_boilerplate_and_stop_words():
+    analyzer = make_vectorizer(TopicParams.for_corpus(60, ngram_range=(1, 1))).build_analyzer()
+    tokens = analyzer("Pagina 12: de patiënten en cliënten (tabel 3.1, figuur 4): continuïteit, 2023, zie bijlage B")
+    assert tokens == ["patiënten", "cliënten", "continuïteit"]
+
+
+def test_headings_and_fragments_form_no_topics(corpus_store):
+    _, engine = corpus_store
+    kinds = {p.id: (p.kind, p.text) for d in document_rows(engine) for p in load_passages(engine, d["doc_id"])}
+    ids = [p.passage_id for p in topic_passages(engine)]
+    assert any(kind == "heading" for kind, _ in kinds.values())  # the reports have headings, left out below
+    assert ids and all(kinds[i][0] != "heading" and len(kinds[i][1].split()) >= MIN_WORDS for i in ids)
+    short = [i for i, (kind, text) in kinds.items() if kind != "heading" and len(text.split()) < MIN_WORDS]
+    assert short and not set(short) & set(ids)
 
 
 def test_outliers_are_reduced_and_reported(built):
@@ -170,6 +188,13 @@ def test_too_small_corpus_gets_a_message_and_no_model(tmp_path):
     assert result.exit_code == 2
     assert "te weinig inhoudelijke passages" in result.output
     assert not (tmp_path / "out" / "topics").exists()
+    # a model left from when the corpus was larger is not kept as if it described this one
+    stale = tmp_path / "out" / "topics"
+    (stale / "model").mkdir(parents=True)
+    (stale / "model" / "mgz_topics.json").write_text("{}", "utf-8")
+    (stale / "summary.json").write_text("{}", "utf-8")
+    result = CliRunner().invoke(app, ["topics", "--out", str(tmp_path / "out"), "--store", str(engine.url)])
+    assert result.exit_code == 2 and not stale.exists()
 
 
 def test_guided_mode_seeds_topics_from_the_codebook(corpus_store):
@@ -192,6 +217,7 @@ def test_params_adapt_to_corpus_size():
     small, large = TopicParams.for_corpus(60), TopicParams.for_corpus(20_000)
     assert small.min_topic_size < large.min_topic_size and small.max_topics < large.max_topics
     assert small.min_samples <= small.min_topic_size and large.min_samples <= large.min_topic_size
+    assert small.n_neighbors == TopicParams.for_corpus(1_586).n_neighbors == 15 < large.n_neighbors <= 50
     assert TopicParams.for_corpus(60, min_topic_size=7).min_topic_size == 7
 
 
