@@ -1093,6 +1093,12 @@ def _place_codings(
     """doc_id → passage id → their coding placed on it, plus codings per unmapped code GUID."""
     words = {d["doc_id"]: _words(d["text"]) for d in docs}
     model_users = _model_users(project)
+    # A code nested under a mapped code means that code too (MAXQDA "Infrastructuur > belemmerend");
+    # worked out once per code, not per coding.
+    implied_by = {
+        guid: {key for a in _ancestors(project.codes, guid) if (key := resolved.get(a)) is not None}
+        for guid in project.codes
+    }
     unmapped: Counter = Counter()
     placed: dict[str, dict[str, _Placed]] = defaultdict(lambda: defaultdict(_Placed))
     for source in project.sources:
@@ -1118,9 +1124,8 @@ def _place_codings(
                     own.add(key)
                 elif code_guid not in ignored:
                     unmapped[code_guid] += 1
-                # A code nested under a mapped code means that code too (MAXQDA "Infrastructuur > belemmerend").
-                above = {resolved[a] for a in _ancestors(project.codes, code_guid) if resolved.get(a) is not None}
-                implied |= above  # type: ignore[arg-type]
+                above = implied_by.get(code_guid, set())
+                implied |= above
                 if (key is not None or above) and project.users.get(user or ""):
                     user_names.add(project.users[user or ""])
             report.implied_by_parent_code += len(implied - own)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import shutil
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -401,7 +402,6 @@ def topic_diversity(topics: Sequence[Sequence[str]], top_n: int = 10) -> float:
 
 def save_topic_model(result: TopicResult, directory: Path) -> None:
     """safetensors serialisation (no pickle), with the parameters and corpus hash beside it."""
-    import shutil
     import tempfile
 
     directory.parent.mkdir(parents=True, exist_ok=True)
@@ -545,8 +545,6 @@ def build_topics(
         params = TopicParams.for_corpus(len(passages), **overrides)
     except TopicsError:
         if saved_topics(folder) is not None:  # themes of a corpus that is no longer there: not shown as current
-            import shutil
-
             shutil.rmtree(folder)
         raise
     digest = corpus_hash(passages, encoder.name)
