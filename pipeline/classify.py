@@ -13,6 +13,13 @@ calibrated with isotonic regression on those same out-of-fold scores, and
 multi-label thresholds are tuned there too. Out-of-fold means grouped by
 document, so every choice is made for documents the model has not seen.
 
+A passage is first a finding or not: a gate head (does any condition apply?)
+decides that, and only then are conditions chosen (those above their
+threshold, at least the most likely one). What the training coding always
+says about passages without a finding (polarity neutraal, no stakeholders) is
+learned as an implication and applied, so the field heads only learn from
+findings and report probabilities marginalised over the gate.
+
 The estimator follows scikit-learn's fit/predict shape and holds only standard
 scikit-learn objects, NumPy arrays and plain data, so it persists with skops.
 """
@@ -36,9 +43,10 @@ from spacy.language import Language
 
 from pipeline.codebook import Codebook
 
-CLASSIFIER_VERSION = "classify-2"  # bump when training or decision rules change
+CLASSIFIER_VERSION = "classify-3"  # bump when training or decision rules change
 MIX_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
 REVIEW_MIN_CONFIDENCE = 0.6  # a decision whose calibrated probability is below this needs review
+ANY = "__any__"  # the gate head of a multi-label field: does any of its labels apply?
 
 
 @dataclass(frozen=True)
@@ -98,10 +106,23 @@ class TextFeatures:
         return sparse.hstack([self.words.transform(lemmas), self.chars.transform(texts)]).tocsr()
 
 
-def _targets(codings: Sequence[dict], codebook: Codebook) -> dict[str, tuple[list[str], np.ndarray]]:
-    """Per model: (class ids, y). Multi-label fields become one binary target per label."""
-    targets: dict[str, tuple[list[str], np.ndarray]] = {}
+def gate_field(codebook: Codebook) -> str | None:
+    """The multi-label field another field takes its labels from (conditions): whether it is
+    empty separates findings from the rest of a report."""
     for f in codebook.fields.values():
+        if f.labels_from and codebook.fields[f.labels_from].multi:
+            return f.labels_from
+    return None
+
+
+def _targets(codings: Sequence[dict], codebook: Codebook) -> dict[str, tuple[list[str], np.ndarray]]:
+    """Per model: (class ids, y). Multi-label fields become one binary target per label,
+    and the gate field gets one more: does any of its labels apply."""
+    targets: dict[str, tuple[list[str], np.ndarray]] = {}
+    gate = gate_field(codebook)
+    for f in codebook.fields.values():
+        if f.id == gate:
+            targets[f"{f.id}:{ANY}"] = (["0", "1"], np.array([int(bool(c[f.id])) for c in codings]))
         if f.multi:
             for label in f.ids:
                 targets[f"{f.id}:{label}"] = (["0", "1"], np.array([int(label in c[f.id]) for c in codings]))
@@ -218,6 +239,9 @@ class PassageClassifier:
     prototypes: np.ndarray | None = None  # unit vectors, one per codebook label
     prototype_mean: np.ndarray | None = None
     prototype_std: np.ndarray | None = None
+    gate: str | None = None  # the gate field (conditions), see gate_field()
+    gate_threshold: float = 0.5
+    implied: dict = field(default_factory=dict)  # field -> the value it always has when the gate field is empty
 
     def _embedding_view(self, embeddings: np.ndarray, fit: bool = False) -> np.ndarray:
         """Embeddings plus their standardised similarity to each label's codebook prototype.
@@ -267,23 +291,75 @@ class PassageClassifier:
         n_splits = min(self.inner_folds, len(set(groups)))
         folds = list(GroupKFold(n_splits=n_splits).split(X_embed, groups=groups)) if n_splits >= 2 else []
         requires = {f.id: f.requires for f in codebook.fields.values()}
+        self.gate = gate_field(codebook)
+        findings = np.array([bool(c[self.gate]) for c in codings]) if self.gate else np.ones(len(codings), bool)
+        self.implied = self._implications(codings, findings) if self.gate else {}
+        oof: dict[str, np.ndarray] = {}
         for name, (classes, y) in _targets(codings, codebook).items():
+            field_id = name.split(":")[0]
             rows = np.arange(len(y))
             req = requires.get(name)
             if req is not None:  # interactie_type: learn only where interactie applies
                 rows = np.array([i for i, c in enumerate(codings) if req[1] in (c.get(req[0]) or [])])
-                if len(rows) == 0:
-                    continue
-            self.heads[name] = self._fit_head(X_text, X_embed, y, rows, folds, classes)
+            if field_id in self.implied:  # decided by the gate elsewhere: learn from findings only
+                rows = np.array([i for i in rows if findings[i]], dtype=int)
+            if len(rows) == 0:
+                continue
+            self.heads[name], scores = self._fit_head(X_text, X_embed, y, rows, folds, classes)
+            if field_id == self.gate and scores is not None:
+                oof[name] = scores
+        if self.gate and folds and f"{self.gate}:{ANY}" in oof:
+            self._tune_gate(oof, codings)
         return self
 
-    def _fit_head(self, X_text, X_embed, y, rows, folds, classes) -> _Head:
+    def _implications(self, codings: Sequence[dict], findings: np.ndarray) -> dict:
+        """Fields whose value is the same on every training passage without a finding
+        (polarity neutraal, no stakeholders, no primary condition): the rule the coding follows."""
+        implied = {}
+        empty = [c for c, is_finding in zip(codings, findings, strict=True) if not is_finding]
+        if not empty:
+            return implied
+        for f in self.fields:
+            if f == self.gate:
+                continue
+            values = {json.dumps(c[f], sort_keys=True) for c in empty}
+            if len(values) == 1:
+                implied[f] = json.loads(values.pop())
+        return implied
+
+    def _tune_gate(self, oof: dict[str, np.ndarray], codings: Sequence[dict]) -> None:
+        """Gate threshold and label thresholds chosen together for micro-F1 of the gate field
+        on out-of-fold scores: a finding gets its labels above threshold, at least the top one."""
+        labels = [lab for lab in self.fields[self.gate]["ids"] if f"{self.gate}:{lab}" in oof]
+        if not labels:
+            return
+        any_score = oof[f"{self.gate}:{ANY}"][:, 1]
+        S = np.column_stack([oof[f"{self.gate}:{lab}"][:, 1] for lab in labels])
+        Y = np.array([[lab in c[self.gate] for lab in labels] for c in codings], dtype=bool)
+        top = S.argmax(axis=1)
+        best = (-1.0, self.gate_threshold, [self.heads[f"{self.gate}:{lab}"].threshold for lab in labels])
+        for gate_t in np.arange(0.2, 0.81, 0.05):
+            passed = any_score >= gate_t
+            thresholds = [
+                _best_threshold(np.where(passed, S[:, k], 0.0), Y[:, k].astype(int)) for k in range(len(labels))
+            ]
+            P = passed[:, None] & (S >= np.array(thresholds))
+            P[np.arange(len(P)), top] |= passed
+            tp = int((P & Y).sum())
+            f1 = 2 * tp / max(1, int(P.sum()) + int(Y.sum()))
+            if f1 > best[0] + 1e-9:
+                best = (f1, float(gate_t), thresholds)
+        _, self.gate_threshold, thresholds = best
+        for lab, t in zip(labels, thresholds, strict=True):
+            self.heads[f"{self.gate}:{lab}"].threshold = t
+
+    def _fit_head(self, X_text, X_embed, y, rows, folds, classes) -> tuple[_Head, np.ndarray | None]:
         n_classes = len(classes)
         binary = classes == ["0", "1"]
         y_rows = y[rows]
         present = np.unique(y_rows)
         if len(present) == 1:
-            return _Head(classes, None, None, int(present[0]), 1.0, [], 0.5)
+            return _Head(classes, None, None, int(present[0]), 1.0, [], 0.5), None
         oof_text = np.zeros((len(rows), n_classes))
         oof_embed = np.zeros((len(rows), n_classes))
         row_set = {r: i for i, r in enumerate(rows)}
@@ -310,7 +386,10 @@ class PassageClassifier:
         threshold = _best_threshold(_calibrate(oof, calibrators)[:, 1], y_rows) if binary and folds else 0.5
         text_model = _compact(_lr(self.C_text).fit(X_text[rows], y_rows))
         embed_model = _compact(_lr(self.C_embed).fit(X_embed[rows], y_rows))
-        return _Head(classes, text_model, embed_model, None, weight, calibrators, threshold)
+        head = _Head(classes, text_model, embed_model, None, weight, calibrators, threshold)
+        scores = np.zeros((len(y), n_classes))  # calibrated out-of-fold scores, on all rows of y
+        scores[rows] = _calibrate(oof, calibrators)
+        return head, (scores if folds else None)
 
     # ------------------------------------------------------------------ predict
 
@@ -335,29 +414,44 @@ class PassageClassifier:
         labels: dict = {}
         scores: dict = {}
         uncertain = []
-        multi_fields = [f for f, spec in self.fields.items() if spec["multi"]]
-        for f in multi_fields:
-            chosen, scores[f] = [], {}
-            for label in self.fields[f]["ids"]:
-                head = self.heads.get(f"{f}:{label}")
-                if head is None:
-                    continue
-                p = float(probs[f"{f}:{label}"][i, 1])
-                scores[f][label] = round(p, 4)
-                if p >= head.threshold:
-                    chosen.append(label)
-                # Calibrated probability that this yes/no decision is right.
-                if (p if p >= head.threshold else 1 - p) < REVIEW_MIN_CONFIDENCE:
-                    uncertain.append(f"{f}:{label}")
-            labels[f] = chosen
+        # The gate: is this passage a finding at all?
+        p_finding = 1.0
+        any_head = self.heads.get(f"{self.gate}:{ANY}") if self.gate else None
+        if any_head is not None:
+            p_finding = float(probs[f"{self.gate}:{ANY}"][i, 1])
+            if max(p_finding, 1 - p_finding) < REVIEW_MIN_CONFIDENCE:
+                uncertain.append(self.gate)
+        is_finding = p_finding >= self.gate_threshold if any_head is not None else True
+        if self.gate in self.fields:
+            labels[self.gate], scores[self.gate] = self._multi(self.gate, i, probs, uncertain if is_finding else [])
+            if any_head is not None:
+                chosen = labels[self.gate] if is_finding else []
+                if is_finding and not chosen and scores[self.gate]:  # a finding has at least its top condition
+                    chosen = [max(scores[self.gate], key=scores[self.gate].get)]
+                labels[self.gate] = [lab for lab in self.fields[self.gate]["ids"] if lab in chosen]
+        finding = bool(labels.get(self.gate)) if self.gate else True
+        for f, spec in self.fields.items():
+            if not spec["multi"] or f == self.gate:
+                continue
+            if f in self.implied:  # heads learnt on findings: report P(label) = P(finding) * P(label | finding)
+                chosen, conditional = self._multi(f, i, probs, uncertain if finding else [])
+                labels[f] = chosen if finding else self.implied[f]
+                scores[f] = {lab: round(p_finding * p, 4) for lab, p in conditional.items()}
+            else:
+                labels[f], scores[f] = self._multi(f, i, probs, uncertain)
         for f, spec in self.fields.items():
             if spec["multi"]:
                 continue
             head = self.heads.get(f)
             if head is None:
-                labels[f] = None
+                labels[f] = self.implied.get(f)
                 continue
             p = probs[f][i]
+            if f in self.implied:  # marginalise over the gate, so the score is P(value)
+                implied = self.implied[f] if self.implied[f] is not None else "__none__"
+                p = p_finding * p
+                if implied in head.classes:
+                    p[head.classes.index(implied)] += 1 - p_finding
             allowed = list(range(len(head.classes)))
             if spec["labels_from"]:  # primary_condition: one of the predicted conditions, or none
                 chosen = labels.get(spec["labels_from"], [])
@@ -368,24 +462,43 @@ class PassageClassifier:
                     labels[f] = None
                     continue
                 allowed = [k for k, c in enumerate(head.classes) if c != "__none__"]
+            scores[f] = {c: round(float(p[k]), 4) for k, c in enumerate(head.classes) if c != "__none__"}
+            if f in self.implied and not finding:
+                labels[f] = self.implied[f]
+                continue
             # Decide on the class-balanced mixed scores (calibration would favour the
             # majority class); report the calibrated probabilities.
             decision = raw[f][i] if self.single_decision == "raw" else p
             best = max(allowed, key=lambda k: decision[k])
             value = head.classes[best]
             labels[f] = None if value == "__none__" else value
-            scores[f] = {c: round(float(p[k]), 4) for k, c in enumerate(head.classes) if c != "__none__"}
             confidence = float(p[best]) / max(1e-9, float(sum(p[k] for k in allowed)))
             if confidence < REVIEW_MIN_CONFIDENCE:
                 uncertain.append(f)
         return {
             "id": passage_id,
-            **labels,
+            **{f: labels[f] for f in self.fields},
             "scores": scores,
             "needs_review": bool(uncertain),
             "uncertain": uncertain,
             "model_version": model_version,
         }
+
+    def _multi(self, f: str, i: int, probs: dict[str, np.ndarray], uncertain: list[str]) -> tuple[list[str], dict]:
+        """Labels of a multi-label field above their thresholds, and their calibrated scores."""
+        chosen, scores = [], {}
+        for label in self.fields[f]["ids"]:
+            head = self.heads.get(f"{f}:{label}")
+            if head is None:
+                continue
+            p = float(probs[f"{f}:{label}"][i, 1])
+            scores[label] = round(p, 4)
+            if p >= head.threshold:
+                chosen.append(label)
+            # Calibrated probability that this yes/no decision is right.
+            if (p if p >= head.threshold else 1 - p) < REVIEW_MIN_CONFIDENCE:
+                uncertain.append(f"{f}:{label}")
+        return chosen, scores
 
 
 def codebook_prototypes(codebook: Codebook, encoder) -> np.ndarray:
@@ -443,6 +556,11 @@ def load_model(directory: Path, codebook: Codebook) -> tuple[PassageClassifier, 
         raise ModelError(
             f"{path}: trained for codebook {card.get('codebook_id')} {card.get('codebook_version')}, "
             f"but the codebook in use is {codebook.id} {codebook.version}; retrain with `mgz train`"
+        )
+    if card.get("classifier_version") != CLASSIFIER_VERSION:
+        raise ModelError(
+            f"{path}: made by classifier {card.get('classifier_version')}, but this code is {CLASSIFIER_VERSION}; "
+            "retrain with `mgz train`"
         )
     untrusted = set(sio.get_untrusted_types(file=path))
     unexpected = {t for t in untrusted if t not in TRUSTED_TYPES and not t.startswith(("sklearn.", "numpy.", "scipy."))}

@@ -10,6 +10,7 @@ import yaml
 from typer.testing import CliRunner
 
 from pipeline.classify import (
+    CLASSIFIER_VERSION,
     ModelError,
     PassageClassifier,
     classify_corpus,
@@ -98,8 +99,18 @@ def test_predictions_obey_the_codebook_rules(tiny_model):
     assert [p["polarity"] for p in predictions] == ["bevorderend", "belemmerend", "neutraal"]
     assert predictions[0]["interactie_type"] == "goed"
     assert predictions[2]["conditions"] == [] and predictions[2]["primary_condition"] is None
+    # What the coding always says of passages without a finding is learnt, not hard-coded.
+    assert model.gate == "conditions"
+    assert model.implied == {
+        "interactie_type": None,
+        "polarity": "neutraal",
+        "stakeholders": [],
+        "primary_condition": None,
+    }
     for p in predictions:
         assert codebook.validate(p) == []
+        # Polarity scores are marginal over the gate: P(neutraal) includes P(no finding).
+        assert sum(p["scores"]["polarity"].values()) == pytest.approx(1.0, abs=0.01)
         assert set(p["scores"]) == set(codebook.fields) - (
             {"interactie_type"} if p["interactie_type"] is None else set()
         )
@@ -112,6 +123,7 @@ def test_model_round_trips_through_skops_and_refuses_another_codebook(tiny_model
         "codebook_id": codebook.id,
         "codebook_version": codebook.version,
         "encoder": "test",
+        "classifier_version": CLASSIFIER_VERSION,
     }
     save_model(tmp_path, model, card)
     loaded, loaded_card = load_model(tmp_path, codebook)
@@ -123,6 +135,9 @@ def test_model_round_trips_through_skops_and_refuses_another_codebook(tiny_model
     data["version"] = "99"
     with pytest.raises(ModelError, match="trained for codebook systeem-framework-mgz 1.0.*99"):
         load_model(tmp_path, parse_codebook(data))
+    save_model(tmp_path, model, {**card, "classifier_version": "classify-0"})
+    with pytest.raises(ModelError, match="made by classifier classify-0.*retrain with `mgz train`"):
+        load_model(tmp_path, codebook)
 
 
 def test_missing_model_gets_a_clear_error(tmp_path):
