@@ -85,6 +85,20 @@ def read_codings(paths: Iterable[Path], codebook: Codebook) -> list[Coding]:
     return codings
 
 
+def read_synthetic(paths: Iterable[Path], codebook: Codebook) -> list[dict]:
+    """Invented passages with their coding (text, section, sector, doc_type and the codebook's
+    fields), each with its ``source`` (file stem and line); a bad line raises ValueError naming it."""
+    rows = []
+    for path in paths:
+        for number, record, problems in checked_records(path, codebook):
+            if record is not None and not str(record.get("text") or "").strip():
+                problems = [*problems, "no text"]
+            if problems:
+                raise ValueError(f"{path}:{number}: {'; '.join(problems)}")
+            rows.append({**record, "source": f"{Path(path).stem}:{number}"})
+    return rows
+
+
 def write_codings(path: Path, codings: Sequence[Coding]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -342,6 +356,11 @@ class AnnotationSet:
     @property
     def reference(self) -> Path:
         return self.root / "reference.jsonl"
+
+    @property
+    def synthetic(self) -> list[Path]:
+        """Invented, coded passages written from the codebook alone: training data, never test data."""
+        return sorted((self.root / "synthetic").glob("*.jsonl"))
 
     def build(self, codebook: Codebook) -> list[Coding]:
         """Rebuild ``reference.jsonl`` from the raw, adjudicated and extra codings."""

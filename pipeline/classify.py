@@ -284,12 +284,30 @@ class PassageClassifier:
         codings: Sequence[dict],
         groups: Sequence[str],
         codebook: Codebook,
+        augment: Sequence[bool] | None = None,
     ) -> PassageClassifier:
+        """Fit every head. ``groups`` name each passage's document; inner folds leave documents out.
+
+        ``augment`` marks passages that only ever train (the invented, coded examples
+        of ``data/annotations/synthetic``): they are in every inner training fold and
+        never scored out of fold, so mixing weights, calibration and thresholds are
+        chosen on real documents only.
+        """
         X_text = self.features.fit_transform(lemmas, texts)
         X_embed = self._embedding_view(embeddings, fit=True)
         groups = np.asarray(groups)
-        n_splits = min(self.inner_folds, len(set(groups)))
-        folds = list(GroupKFold(n_splits=n_splits).split(X_embed, groups=groups)) if n_splits >= 2 else []
+        scored = ~np.asarray(augment, dtype=bool) if augment is not None else np.ones(len(groups), bool)
+        real = np.flatnonzero(scored)
+        extra = np.flatnonzero(~scored)
+        n_splits = min(self.inner_folds, len(set(groups[real])))
+        folds = (
+            [
+                (np.concatenate([real[train], extra]), real[test])
+                for train, test in GroupKFold(n_splits=n_splits).split(real, groups=groups[real])
+            ]
+            if n_splits >= 2
+            else []
+        )
         requires = {f.id: f.requires for f in codebook.fields.values()}
         self.gate = gate_field(codebook)
         findings = np.array([bool(c[self.gate]) for c in codings]) if self.gate else np.ones(len(codings), bool)
@@ -305,11 +323,11 @@ class PassageClassifier:
                 rows = np.array([i for i in rows if findings[i]], dtype=int)
             if len(rows) == 0:
                 continue
-            self.heads[name], scores = self._fit_head(X_text, X_embed, y, rows, folds, classes)
+            self.heads[name], scores = self._fit_head(X_text, X_embed, y, rows, folds, classes, scored)
             if field_id == self.gate and scores is not None:
-                oof[name] = scores
+                oof[name] = scores[real]
         if self.gate and folds and f"{self.gate}:{ANY}" in oof:
-            self._tune_gate(oof, codings)
+            self._tune_gate(oof, [codings[i] for i in real])
         return self
 
     def _implications(self, codings: Sequence[dict], findings: np.ndarray) -> dict:
@@ -353,43 +371,51 @@ class PassageClassifier:
         for lab, t in zip(labels, thresholds, strict=True):
             self.heads[f"{self.gate}:{lab}"].threshold = t
 
-    def _fit_head(self, X_text, X_embed, y, rows, folds, classes) -> tuple[_Head, np.ndarray | None]:
+    def _fit_head(self, X_text, X_embed, y, rows, folds, classes, scored) -> tuple[_Head, np.ndarray | None]:
+        """Fit one target on ``rows``; the decision layer (mix weight, calibration, threshold)
+        is chosen on out-of-fold scores of the ``scored`` rows among them."""
         n_classes = len(classes)
         binary = classes == ["0", "1"]
         y_rows = y[rows]
         present = np.unique(y_rows)
         if len(present) == 1:
             return _Head(classes, None, None, int(present[0]), 1.0, [], 0.5), None
-        oof_text = np.zeros((len(rows), n_classes))
-        oof_embed = np.zeros((len(rows), n_classes))
-        row_set = {r: i for i, r in enumerate(rows)}
+        oof_rows = rows[scored[rows]]
+        y_oof = y[oof_rows]
+        oof_text = np.zeros((len(oof_rows), n_classes))
+        oof_embed = np.zeros((len(oof_rows), n_classes))
+        position = {r: i for i, r in enumerate(oof_rows)}
+        fit_rows = set(rows.tolist())
         for train, test in folds:
-            tr = [r for r in train if r in row_set]
-            te = [r for r in test if r in row_set]
+            tr = [r for r in train if r in fit_rows]
+            te = [r for r in test if r in position]
             if not te or not tr:
                 continue
-            idx = [row_set[r] for r in te]
+            idx = [position[r] for r in te]
             oof_text[idx] = _fit_predict(X_text[tr], y[tr], X_text[te], n_classes, self.C_text)
             oof_embed[idx] = _fit_predict(X_embed[tr], y[tr], X_embed[te], n_classes, self.C_embed)
-        weight = max(MIX_WEIGHTS, key=lambda w: _score(w * oof_text + (1 - w) * oof_embed, y_rows, binary))
+        tuned = bool(folds) and len(np.unique(y_oof)) > 1
+        weight = (
+            max(MIX_WEIGHTS, key=lambda w: _score(w * oof_text + (1 - w) * oof_embed, y_oof, binary)) if tuned else 0.5
+        )
         oof = weight * oof_text + (1 - weight) * oof_embed
         calibrators = (
             [
                 IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(
-                    oof[:, k], (y_rows == k).astype(float)
+                    oof[:, k], (y_oof == k).astype(float)
                 )
                 for k in range(n_classes)
             ]
-            if folds
+            if tuned
             else []
         )
-        threshold = _best_threshold(_calibrate(oof, calibrators)[:, 1], y_rows) if binary and folds else 0.5
+        threshold = _best_threshold(_calibrate(oof, calibrators)[:, 1], y_oof) if binary and tuned else 0.5
         text_model = _compact(_lr(self.C_text).fit(X_text[rows], y_rows))
         embed_model = _compact(_lr(self.C_embed).fit(X_embed[rows], y_rows))
         head = _Head(classes, text_model, embed_model, None, weight, calibrators, threshold)
         scores = np.zeros((len(y), n_classes))  # calibrated out-of-fold scores, on all rows of y
-        scores[rows] = _calibrate(oof, calibrators)
-        return head, (scores if folds else None)
+        scores[oof_rows] = _calibrate(oof, calibrators)
+        return head, (scores if tuned else None)
 
     # ------------------------------------------------------------------ predict
 
@@ -595,12 +621,16 @@ def train(
     params: dict | None = None,
     evaluation: dict | None = None,
     prototypes: np.ndarray | None = None,
+    augment: Sequence[bool] | None = None,
 ) -> tuple[PassageClassifier, dict]:
-    """Fit on every coded passage; return the model and its card (version, data hash, CV figures)."""
+    """Fit on every coded passage; return the model and its card (version, data hash, CV figures).
+
+    ``augment`` marks synthetic passages (see ``PassageClassifier.fit``)."""
     params = params or {}
     model = PassageClassifier.for_codebook(codebook, prototypes=prototypes, **params).fit(
-        lemmas, [i.text for i in items], embeddings, codings, [i.doc_id for i in items], codebook
+        lemmas, [i.text for i in items], embeddings, codings, [i.doc_id for i in items], codebook, augment=augment
     )
+    n_synthetic = int(sum(augment)) if augment is not None else 0
     fingerprint = training_fingerprint(items, codings, params, encoder_name)
     card = {
         "model_version": f"clf-{fingerprint[:12]}",
@@ -610,8 +640,11 @@ def train(
         "encoder": encoder_name,
         "classifier_version": CLASSIFIER_VERSION,
         "training_data_sha256": fingerprint,
-        "n_passages": len(items),
-        "documents": sorted({i.doc_id for i in items}),
+        "n_passages": len(items) - n_synthetic,
+        "n_synthetic_passages": n_synthetic,
+        "documents": sorted({i.doc_id for i, a in zip(items, augment or [False] * len(items), strict=True) if not a}),
+        "gate_threshold": model.gate_threshold,
+        "implied_without_finding": model.implied,
         "params": params,
         "mix_weights_text": {name: head.weight for name, head in model.heads.items()},
         "thresholds": {name: head.threshold for name, head in model.heads.items() if head.classes == ["0", "1"]},

@@ -367,6 +367,17 @@ def _reference(annotations: Path, codebook) -> dict:
     return by_text_hash(read_codings([reference], codebook))
 
 
+def _synthetic(annotations: Path, codebook) -> list[dict]:
+    """Invented, coded training passages (never test data); a bad line stops with its file and line."""
+    from pipeline.annotations import read_synthetic
+
+    try:
+        return read_synthetic(AnnotationSet(annotations).synthetic, codebook)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+
+
 def _human_pairs(annotations: Path, codebook) -> tuple[list[dict], list[dict]]:
     """The double-coded sample: coder A's labels as reference, coder B's as prediction."""
     from pipeline.annotations import by_text_hash, read_codings
@@ -387,9 +398,16 @@ def _evaluate(settings: Settings, annotations: Path, encoder_key: str, codebook)
     encoder = make_encoder(encoder_key)
     # Reviewed labels (review screen, REFI-QDA import) take precedence over the bundled annotations.
     reference, n_reviewed = with_reviews(_reference(annotations, codebook), engine, codebook)
+    synthetic = _synthetic(annotations, codebook)
     with console.status("Leave-one-document-out evaluatie …"):
         run = evaluate_corpus(
-            engine, reference, _human_pairs(annotations, codebook), make_nlp(load_glossary()), encoder, codebook
+            engine,
+            reference,
+            _human_pairs(annotations, codebook),
+            make_nlp(load_glossary()),
+            encoder,
+            codebook,
+            synthetic_rows=synthetic,
         )
     run.report["reviews"] = {
         "passages_decided_by_review": n_reviewed,
@@ -455,7 +473,7 @@ def train(
     settings = _settings(corpus_dir=corpus, out_dir=out, store_url=store)
     codebook = load_codebook()
     run, encoder_obj = _evaluate(settings, annotations, encoder, codebook)
-    data = run.data
+    data, augment = run.data.joined(run.synthetic)
     with console.status("Model trainen op alle gecodeerde passages …"):
         model, card = train_model(
             data.items,
@@ -466,6 +484,7 @@ def train(
             encoder_obj.name,
             evaluation={"lodo_headline": run.report["headline"], "reviews": run.report["reviews"]},
             prototypes=run.prototypes,
+            augment=augment,
         )
     save_model(models, model, card)
     console.print(f"Model {card['model_version']} opgeslagen in {models}/")

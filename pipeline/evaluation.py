@@ -40,6 +40,21 @@ class TrainingSet:
             self.embeddings[list(index)],
         )
 
+    def joined(self, other: TrainingSet | None) -> tuple[TrainingSet, list[bool]]:
+        """This set followed by ``other`` (the synthetic passages), and which rows are other's."""
+        if other is None or not other.items:
+            return self, [False] * len(self.items)
+        joined = TrainingSet(
+            self.items + other.items,
+            self.codings + other.codings,
+            self.lemmas + other.lemmas,
+            np.vstack([self.embeddings, other.embeddings]),
+        )
+        return joined, [False] * len(self.items) + [True] * len(other.items)
+
+
+SYNTHETIC_DOC = "synthetic"  # doc_id of invented training passages: they train, they are never tested
+
 
 def _f(x) -> float | None:
     return None if x is None else round(float(x), 3)
@@ -191,26 +206,41 @@ def lodo(
     nlp: Language,
     params: dict | None = None,
     prototypes: np.ndarray | None = None,
+    synthetic: TrainingSet | None = None,
 ) -> dict:
-    """Leave-one-document-out: model, majority and keyword baselines on each held-out document."""
+    """Leave-one-document-out: model, majority and keyword baselines on each held-out document.
+
+    Synthetic passages (if any) join every training set and are never tested; the
+    baselines see only the real training documents.
+    """
     folds = {}
     docs = sorted(set(data.groups))
     keywords = keyword_baseline(codebook, nlp)
     for doc_id in docs:
         train_idx = [i for i, g in enumerate(data.groups) if g != doc_id]
         test_idx = [i for i, g in enumerate(data.groups) if g == doc_id]
-        train, test = data.subset(train_idx), data.subset(test_idx)
+        real_train, test = data.subset(train_idx), data.subset(test_idx)
+        train, augment = real_train.joined(synthetic)
         model = PassageClassifier.for_codebook(codebook, prototypes=prototypes, **(params or {})).fit(
-            train.lemmas, [i.text for i in train.items], train.embeddings, train.codings, train.groups, codebook
+            train.lemmas,
+            [i.text for i in train.items],
+            train.embeddings,
+            train.codings,
+            train.groups,
+            codebook,
+            augment=augment,
         )
         predicted = model.predict(
             [i.id for i in test.items], test.lemmas, [i.text for i in test.items], test.embeddings, "lodo"
         )
         folds[doc_id] = {
             "n_train": len(train_idx),
+            "n_train_synthetic": len(train.items) - len(train_idx),
             "n_test": len(test_idx),
             "model": field_metrics(test.codings, predicted, codebook),
-            "majority": field_metrics(test.codings, majority_baseline(train.codings, codebook)(test.items), codebook),
+            "majority": field_metrics(
+                test.codings, majority_baseline(real_train.codings, codebook)(test.items), codebook
+            ),
             "keywords": field_metrics(test.codings, keywords(test.items), codebook),
             "review": review_split(test.codings, predicted),
         }
@@ -277,6 +307,30 @@ def build_training_set(engine, reference: dict, nlp: Language, encoder, codebook
     return TrainingSet(items, codings, lemmas, vectors)
 
 
+def synthetic_training_set(
+    rows: Sequence[dict], nlp: Language, encoder, codebook: Codebook, engine=None
+) -> TrainingSet:
+    """Invented, coded passages (``read_synthetic``) as training rows of their own document."""
+    from pipeline.classify import lemma_documents
+    from pipeline.embeddings import embed
+
+    items = [
+        PassageInput(
+            f"{SYNTHETIC_DOC}:{r['source']}",
+            r["text"],
+            r.get("section") or "",
+            r.get("sector") or "",
+            r.get("doc_type") or "",
+            "paragraph",
+            SYNTHETIC_DOC,
+        )
+        for r in rows
+    ]
+    codings = [{f: r[f] for f in codebook.fields} for r in rows]
+    vectors = embed([i.text for i in items], encoder, engine) if items else np.zeros((0, encoder.dim), np.float32)
+    return TrainingSet(items, codings, lemma_documents(nlp, items), vectors)
+
+
 @dataclass
 class EvaluationRun:
     """A LODO report plus what training on all documents needs next (no second embedding pass)."""
@@ -284,6 +338,7 @@ class EvaluationRun:
     report: dict
     data: TrainingSet
     prototypes: np.ndarray
+    synthetic: TrainingSet | None = None
 
 
 def evaluate_corpus(
@@ -294,19 +349,22 @@ def evaluate_corpus(
     encoder,
     codebook: Codebook,
     params: dict | None = None,
+    synthetic_rows: Sequence[dict] = (),
 ) -> EvaluationRun:
     """Build the training set from the store, run LODO, and score the human double coding alike."""
     from pipeline.classify import codebook_prototypes
 
     data = build_training_set(engine, reference, nlp, encoder, codebook)
+    synthetic = synthetic_training_set(synthetic_rows, nlp, encoder, codebook, engine) if synthetic_rows else None
     prototypes = codebook_prototypes(codebook, encoder)
-    report = lodo(data, codebook, nlp, params, prototypes)
+    report = lodo(data, codebook, nlp, params, prototypes, synthetic)
     human = field_metrics(human_pairs[0], human_pairs[1], codebook)
     report["human_a_vs_b"] = human
     report["headline"] = headline_rows(report, human)
     report["encoder"] = encoder.name
     report["n_passages"] = len(data.items)
-    return EvaluationRun(report, data, prototypes)
+    report["n_synthetic"] = len(synthetic.items) if synthetic else 0
+    return EvaluationRun(report, data, prototypes, synthetic)
 
 
 def write_report(out_dir, report: dict) -> None:

@@ -202,3 +202,49 @@ def test_a_new_model_version_reclassifies_stored_passages_without_reingesting(ti
     assert second == first
     stored = load_classifications(engine, "vg-deelsessie-huisartsenzorg", "v2")
     assert set(stored) == classified_passage_ids(engine, "vg-deelsessie-huisartsenzorg", "v1")
+
+
+def test_bundled_synthetic_passages_are_valid_and_a_bad_line_is_named(tmp_path):
+    from pipeline.annotations import AnnotationSet, read_synthetic
+
+    codebook = load_codebook()
+    rows = read_synthetic(AnnotationSet(ROOT / "data" / "annotations").synthetic, codebook)
+    assert len(rows) >= 1000 and all(codebook.validate(r) == [] and r["text"].strip() for r in rows)
+    coded = {}
+    for r in rows:  # a text written twice (a bare heading) is coded the same way both times
+        coding = {f: r[f] for f in codebook.fields}
+        assert coded.setdefault(r["text"], coding) == coding, r["source"]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(
+        json.dumps({"text": "Goede samenwerking.", **GOOD})
+        + "\n"
+        + json.dumps({"text": "Tekort.", **BAD, "conditions": ["geld"]})
+        + "\n",
+        "utf-8",
+    )
+    with pytest.raises(ValueError, match=r"bad.jsonl:2: conditions: unknown label"):
+        read_synthetic([bad], codebook)
+
+
+def test_synthetic_passages_train_but_are_never_tested(nlp):
+    from pipeline.classify import PassageInput
+    from pipeline.evaluation import SYNTHETIC_DOC, TrainingSet, lodo
+
+    codebook = load_codebook()
+    texts = ["De huisarts en de AVG werken goed samen.", "Tekort aan huisartsen in de regio.", "Veertien interviews."]
+    codings = [GOOD, BAD, NONE]
+    rng = np.random.default_rng(1)
+
+    def training_set(doc_ids: list[str]) -> TrainingSet:
+        items = [PassageInput(f"{d}-{k}", texts[k % 3], doc_id=d) for d in doc_ids for k in range(9)]
+        return TrainingSet(
+            items, [codings[k % 3] for _ in doc_ids for k in range(9)], [i.text for i in items],
+            rng.normal(size=(len(items), 8)),
+        )  # fmt: skip
+
+    real, synthetic = training_set(["a", "b", "c"]), training_set([SYNTHETIC_DOC])
+    report = lodo(real, codebook, nlp, synthetic=synthetic)
+    assert sorted(report["folds"]) == ["a", "b", "c"]
+    assert all(
+        f["n_train"] == 18 and f["n_train_synthetic"] == 9 and f["n_test"] == 9 for f in report["folds"].values()
+    )
