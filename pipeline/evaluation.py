@@ -200,6 +200,26 @@ def review_split(truth: Sequence[dict], pred: Sequence[dict]) -> dict:
 # --------------------------------------------------------------------------- LODO
 
 
+def _fit(
+    real: TrainingSet,
+    codebook: Codebook,
+    params: dict | None,
+    prototypes: np.ndarray | None,
+    synthetic: TrainingSet | None,
+) -> PassageClassifier:
+    """A model on ``real`` passages plus the synthetic ones (which train but are never scored)."""
+    train, augment = real.joined(synthetic)
+    return PassageClassifier.for_codebook(codebook, prototypes=prototypes, **(params or {})).fit(
+        train.lemmas,
+        [i.text for i in train.items],
+        train.embeddings,
+        train.codings,
+        train.groups,
+        codebook,
+        augment=augment,
+    )
+
+
 def lodo(
     data: TrainingSet,
     codebook: Codebook,
@@ -220,22 +240,12 @@ def lodo(
         train_idx = [i for i, g in enumerate(data.groups) if g != doc_id]
         test_idx = [i for i, g in enumerate(data.groups) if g == doc_id]
         real_train, test = data.subset(train_idx), data.subset(test_idx)
-        train, augment = real_train.joined(synthetic)
-        model = PassageClassifier.for_codebook(codebook, prototypes=prototypes, **(params or {})).fit(
-            train.lemmas,
-            [i.text for i in train.items],
-            train.embeddings,
-            train.codings,
-            train.groups,
-            codebook,
-            augment=augment,
-        )
-        predicted = model.predict(
+        predicted = _fit(real_train, codebook, params, prototypes, synthetic).predict(
             [i.id for i in test.items], test.lemmas, [i.text for i in test.items], test.embeddings, "lodo"
         )
         folds[doc_id] = {
             "n_train": len(train_idx),
-            "n_train_synthetic": len(train.items) - len(train_idx),
+            "n_train_synthetic": len(synthetic.items) if synthetic is not None else 0,
             "n_test": len(test_idx),
             "model": field_metrics(test.codings, predicted, codebook),
             "majority": field_metrics(
@@ -258,6 +268,58 @@ HEADLINE = (
 )
 
 BARS = {("conditions", "micro_f1"): 0.70, ("polarity", "macro_f1"): 0.70, ("primary_condition", "kappa"): 0.55}
+
+
+ADAPTATION_MEASURES = (("conditions", "micro_f1"), ("polarity", "macro_f1"), ("primary_condition", "kappa"))
+
+
+def adaptation_curve(
+    data: TrainingSet,
+    codebook: Codebook,
+    shares: Sequence[float],
+    params: dict | None = None,
+    prototypes: np.ndarray | None = None,
+    synthetic: TrainingSet | None = None,
+    seed: int = 0,
+) -> list[dict]:
+    """How agreement on a new study grows once analysts have coded part of it.
+
+    LODO answers "what does a study the model has never seen get?"; a team that
+    takes the model to a new study will review some of its passages first, and
+    reviewed labels join the training data (``with_reviews``). For every document
+    and share, a random sample of that share of its passages joins the other
+    documents in training, and the model is scored on the document's remaining
+    passages only. The sample is random, not chosen by uncertainty, so the
+    figures say what coding a plain sample buys.
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    for doc_id in sorted(set(data.groups)):
+        others = [i for i, g in enumerate(data.groups) if g != doc_id]
+        own = np.array([i for i, g in enumerate(data.groups) if g == doc_id])
+        for share in shares:
+            order = rng.permutation(len(own))
+            n_coded = int(round(share * len(own)))
+            coded, scored = sorted(own[order[:n_coded]]), sorted(own[order[n_coded:]])
+            test = data.subset(scored)
+            predicted = _fit(data.subset(others + coded), codebook, params, prototypes, synthetic).predict(
+                [i.id for i in test.items], test.lemmas, [i.text for i in test.items], test.embeddings, "adapt"
+            )
+            metrics = field_metrics(test.codings, predicted, codebook)
+            rows += [
+                {
+                    "fold": doc_id,
+                    "share_coded": share,
+                    "n_coded": n_coded,
+                    "n_scored": len(scored),
+                    "field": field_id,
+                    "measure": measure,
+                    "model": metrics.get(field_id, {}).get(measure),
+                    "bar": BARS.get((field_id, measure)),
+                }
+                for field_id, measure in ADAPTATION_MEASURES
+            ]
+    return rows
 
 
 def headline_rows(report: dict, human: dict | None = None) -> list[dict]:
@@ -368,18 +430,22 @@ def evaluate_corpus(
 
 
 def write_report(out_dir, report: dict) -> None:
-    """``lodo.json`` (everything) and ``lodo.csv`` (the headline rows), written atomically."""
+    """``lodo.json`` (everything), ``lodo.csv`` (the headline rows) and, when measured,
+    ``adaptation.csv`` (``adaptation_curve``), each written atomically."""
     import csv
     import io
 
     from pipeline.corpus import write_atomic, write_json
 
     write_json(out_dir / "lodo.json", report)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(report["headline"][0]))
-    writer.writeheader()
-    writer.writerows(report["headline"])
-    write_atomic(out_dir / "lodo.csv", buffer.getvalue())
+    for name, rows in (("lodo.csv", report["headline"]), ("adaptation.csv", report.get("adaptation"))):
+        if not rows:
+            continue
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+        write_atomic(out_dir / name, buffer.getvalue())
 
 
 # --------------------------------------------------------------------------- analysts' reviews

@@ -248,3 +248,38 @@ def test_synthetic_passages_train_but_are_never_tested(nlp):
     assert all(
         f["n_train"] == 18 and f["n_train_synthetic"] == 9 and f["n_test"] == 9 for f in report["folds"].values()
     )
+
+
+def test_adaptation_curve_scores_only_the_uncoded_rest_and_learns_a_new_studys_wording(nlp):
+    """A document worded unlike the others: the model cannot know it unseen (LODO), but once
+    half of it is coded the rest is classified from that half; coded passages are never scored."""
+    from pipeline.classify import PassageInput
+    from pipeline.evaluation import TrainingSet, adaptation_curve, lodo
+
+    codebook = load_codebook()
+    wording = {
+        "old": ["De huisarts en de AVG werken goed samen.", "Tekort aan huisartsen.", "Veertien interviews."],
+        "new": ["Kortelijnenberaad loopt voortreffelijk.", "Personeelsgat gaapt wijd.", "Gespreksronde afgesloten."],
+    }
+    codings = [GOOD, BAD, NONE]
+    rng = np.random.default_rng(2)
+    items, labels = [], []
+    for doc_id in ("a", "b", "c"):
+        texts = wording["new" if doc_id == "c" else "old"]
+        for k in range(18):
+            items.append(PassageInput(f"{doc_id}-{k}", texts[k % 3], doc_id=doc_id))
+            labels.append(codings[k % 3])
+    data = TrainingSet(items, labels, [i.text for i in items], rng.normal(size=(len(items), 8)))
+
+    rows = adaptation_curve(data, codebook, shares=[0.5])
+    fold_c = {(r["field"], r["measure"]): r for r in rows if r["fold"] == "c"}
+    conditions = fold_c[("conditions", "micro_f1")]
+    assert (conditions["n_coded"], conditions["n_scored"], conditions["share_coded"]) == (9, 9, 0.5)
+    unseen = lodo(data, codebook, nlp)["folds"]["c"]["model"]["conditions"]["micro_f1"]
+    assert conditions["model"] == 1.0 and unseen < 0.7
+    assert {r["fold"] for r in rows} == {"a", "b", "c"} and len(rows) == 3 * 3
+
+
+def test_evaluate_refuses_a_share_outside_zero_to_one():
+    result = CliRunner().invoke(app, ["evaluate", "--adaptation", "0.2,1.5"])
+    assert result.exit_code == 2 and "between 0 and 1" in result.output
