@@ -431,7 +431,9 @@ def evaluate_corpus(
 
 def write_report(out_dir, report: dict) -> None:
     """``lodo.json`` (everything), ``lodo.csv`` (the headline rows) and, when measured,
-    ``adaptation.csv`` (``adaptation_curve``), each written atomically."""
+    ``adaptation.csv`` (``adaptation_curve``), each written atomically. An ``adaptation.csv``
+    left by an earlier run is removed when this run did not measure it, so the folder
+    always describes one evaluation."""
     import csv
     import io
 
@@ -440,6 +442,7 @@ def write_report(out_dir, report: dict) -> None:
     write_json(out_dir / "lodo.json", report)
     for name, rows in (("lodo.csv", report["headline"]), ("adaptation.csv", report.get("adaptation"))):
         if not rows:
+            (out_dir / name).unlink(missing_ok=True)
             continue
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))

@@ -283,3 +283,16 @@ def test_adaptation_curve_scores_only_the_uncoded_rest_and_learns_a_new_studys_w
 def test_evaluate_refuses_a_share_outside_zero_to_one():
     result = CliRunner().invoke(app, ["evaluate", "--adaptation", "0.2,1.5"])
     assert result.exit_code == 2 and "between 0 and 1" in result.output
+
+
+def test_evaluation_folder_describes_one_run(tmp_path):
+    from pipeline.evaluation import write_report
+
+    headline = [{"fold": "a", "field": "conditions", "measure": "micro_f1", "model": 0.5}]
+    adaptation = [{"fold": "a", "share_coded": 0.1, "n_coded": 1, "n_scored": 9, "model": 0.6}]
+    write_report(tmp_path, {"headline": headline, "adaptation": adaptation})
+    assert (tmp_path / "adaptation.csv").read_text("utf-8").splitlines()[1] == "a,0.1,1,9,0.6"
+    write_report(tmp_path, {"headline": headline})
+    assert not (tmp_path / "adaptation.csv").exists()
+    lodo_csv = (tmp_path / "lodo.csv").read_text("utf-8").splitlines()
+    assert lodo_csv == ["fold,field,measure,model", "a,conditions,micro_f1,0.5"]
