@@ -200,16 +200,18 @@ def review_split(truth: Sequence[dict], pred: Sequence[dict]) -> dict:
 # --------------------------------------------------------------------------- LODO
 
 
-def _fit(
+def _fit_predict(
     real: TrainingSet,
+    test: TrainingSet,
     codebook: Codebook,
     params: dict | None,
     prototypes: np.ndarray | None,
     synthetic: TrainingSet | None,
-) -> PassageClassifier:
-    """A model on ``real`` passages plus the synthetic ones (which train but are never scored)."""
+) -> list[dict]:
+    """Predictions for ``test`` from a model on ``real`` passages plus the synthetic ones
+    (which train but are never scored)."""
     train, augment = real.joined(synthetic)
-    return PassageClassifier.for_codebook(codebook, prototypes=prototypes, **(params or {})).fit(
+    model = PassageClassifier.for_codebook(codebook, prototypes=prototypes, **(params or {})).fit(
         train.lemmas,
         [i.text for i in train.items],
         train.embeddings,
@@ -218,6 +220,7 @@ def _fit(
         codebook,
         augment=augment,
     )
+    return model.predict([i.id for i in test.items], test.lemmas, [i.text for i in test.items], test.embeddings, "lodo")
 
 
 def lodo(
@@ -240,9 +243,7 @@ def lodo(
         train_idx = [i for i, g in enumerate(data.groups) if g != doc_id]
         test_idx = [i for i, g in enumerate(data.groups) if g == doc_id]
         real_train, test = data.subset(train_idx), data.subset(test_idx)
-        predicted = _fit(real_train, codebook, params, prototypes, synthetic).predict(
-            [i.id for i in test.items], test.lemmas, [i.text for i in test.items], test.embeddings, "lodo"
-        )
+        predicted = _fit_predict(real_train, test, codebook, params, prototypes, synthetic)
         folds[doc_id] = {
             "n_train": len(train_idx),
             "n_train_synthetic": len(synthetic.items) if synthetic is not None else 0,
@@ -302,9 +303,7 @@ def adaptation_curve(
             n_coded = int(round(share * len(own)))
             coded, scored = sorted(own[order[:n_coded]]), sorted(own[order[n_coded:]])
             test = data.subset(scored)
-            predicted = _fit(data.subset(others + coded), codebook, params, prototypes, synthetic).predict(
-                [i.id for i in test.items], test.lemmas, [i.text for i in test.items], test.embeddings, "adapt"
-            )
+            predicted = _fit_predict(data.subset(others + coded), test, codebook, params, prototypes, synthetic)
             metrics = field_metrics(test.codings, predicted, codebook)
             rows += [
                 {
