@@ -12,19 +12,17 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
+from jinja2 import Environment, select_autoescape
+from openpyxl import Workbook
+from openpyxl.comments import Comment
+from openpyxl.styles import Alignment, Font, PatternFill
 
-matplotlib.use("Agg")  # no display on servers and in CI
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from jinja2 import Environment, select_autoescape  # noqa: E402
-from openpyxl import Workbook  # noqa: E402
-from openpyxl.comments import Comment  # noqa: E402
-from openpyxl.styles import Alignment, Font, PatternFill  # noqa: E402
-
-from pipeline.codebook import Codebook  # noqa: E402
-from pipeline.corpus import write_atomic, write_json  # noqa: E402
-from pipeline.matrices import (  # noqa: E402
+from pipeline.codebook import Codebook
+from pipeline.corpus import write_atomic, write_json
+from pipeline.figures import plt
+from pipeline.figures import png as _png
+from pipeline.matrices import (
     SIGNS,
     CodedPassage,
     compact_matrix,
@@ -38,13 +36,6 @@ from pipeline.matrices import (  # noqa: E402
 
 RED, GREEN, GREY = "F4B6B6", "B9E3B9", "EEEEEE"
 TYPE_NAMES = {"te_sterk": "te sterk netwerk", "te_zwak": "te zwak netwerk", "goed": "goed netwerk"}
-
-
-def _png(fig) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return buffer.getvalue()
 
 
 def row_label(codebook: Codebook, condition: str, itype: str | None) -> str:

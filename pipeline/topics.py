@@ -440,7 +440,8 @@ def topic_map_coordinates(result: TopicResult) -> pd.DataFrame:
 def _intertopic_figures(coords: pd.DataFrame, labels: dict[int, str]) -> tuple[str, bytes]:
     import plotly.graph_objects as go
 
-    from pipeline.report import _png, plt
+    from pipeline.figures import plt
+    from pipeline.figures import png as _png
 
     hover = [labels[t] for t in coords["topic"]]
     radius = 8 + 40 * np.sqrt(coords["size"] / coords["size"].max())
@@ -468,7 +469,8 @@ def _intertopic_figures(coords: pd.DataFrame, labels: dict[int, str]) -> tuple[s
 def _heatmap_figures(shares: pd.DataFrame, labels: dict[int, str]) -> tuple[str, bytes]:
     import plotly.graph_objects as go
 
-    from pipeline.report import _png, plt
+    from pipeline.figures import plt
+    from pipeline.figures import png as _png
 
     columns = [labels[t] for t in shares.columns]
     fig = go.Figure(go.Heatmap(z=shares.values, x=columns, y=list(shares.index), colorscale="Blues"))
