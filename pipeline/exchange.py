@@ -25,12 +25,11 @@ import uuid
 import xml.etree.ElementTree as ET
 import zipfile
 import zlib
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from difflib import SequenceMatcher
 from pathlib import Path, PurePosixPath
 
 import yaml
@@ -40,6 +39,9 @@ from lxml import etree
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from pipeline.align import Alignment, word_pairs
+from pipeline.align import Words as _Words
+from pipeline.align import words as _words
 from pipeline.codebook import Codebook
 from pipeline.corpus import write_atomic
 from pipeline.models import Passage
@@ -67,7 +69,6 @@ MIN_ALIGNED_WORDS = 20
 
 _INVALID_XML_CHARS = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _RGB = re.compile(r"^#(?:[0-9A-Fa-f]{6}|[0-9A-Fa-f]{3})$")
-_WORD = re.compile(r"\S+")
 
 
 class ExchangeError(Exception):
@@ -809,53 +810,6 @@ def _project(path: Path, archive: zipfile.ZipFile, members: dict[str, zipfile.Zi
 # --------------------------------------------------------------------------- aligning sources to documents
 
 
-@dataclass(frozen=True)
-class _Words:
-    spans: list[tuple[int, int]]
-    ends: list[int]
-    keys: list[str]
-    bag: Counter
-
-
-def _words(text: str) -> _Words:
-    """Whitespace-separated words with their spans; keys ignore case and compatibility forms (ligatures)."""
-    matches = list(_WORD.finditer(text))
-    keys = [unicodedata.normalize("NFKC", m.group()).casefold() for m in matches]
-    return _Words([m.span() for m in matches], [m.end() for m in matches], keys, Counter(keys))
-
-
-@dataclass
-class Alignment:
-    """How one of their text sources lies on one of our documents.
-
-    ``exact``: same text (after line-end normalisation), positions carry over.
-    ``fuzzy``: words matched in order (difflib); a selection maps to the document
-    span from its first to its last matched word.
-    """
-
-    doc_id: str
-    mode: str
-    share: float
-    _src: _Words | None = None
-    _doc: _Words | None = None
-    _pairs: dict[int, int] | None = None
-
-    def span(self, start: int, end: int) -> tuple[int, int] | None:
-        if self.mode == "exact":
-            return start, end
-        assert self._src is not None and self._doc is not None and self._pairs is not None
-        first = bisect_right(self._src.ends, start)  # first word ending after the selection starts
-        matched = []
-        for i in range(first, len(self._src.spans)):
-            if self._src.spans[i][0] >= end:
-                break
-            if i in self._pairs:
-                matched.append(self._pairs[i])
-        if not matched:
-            return None
-        return self._doc.spans[min(matched)][0], self._doc.spans[max(matched)][1]
-
-
 def align_source(text: str, docs: list[dict], words: dict[str, _Words]) -> Alignment | None:
     """The stored document this source's text is, by content; None when no document is close enough.
 
@@ -881,9 +835,7 @@ def align_source(text: str, docs: list[dict], words: dict[str, _Words]) -> Align
     if best is None or best_share < MIN_ALIGNED_SHARE:
         return None
     target = words[best["doc_id"]]
-    pairs: dict[int, int] = {}
-    for block in SequenceMatcher(None, src.keys, target.keys).get_matching_blocks():
-        pairs.update({block.a + k: block.b + k for k in range(block.size)})
+    pairs = word_pairs(src, target)
     share = len(pairs) / min(len(src.keys), len(target.keys))
     if share < MIN_ALIGNED_SHARE or len(pairs) < MIN_ALIGNED_WORDS:
         return None
