@@ -18,7 +18,7 @@ from pathlib import Path
 import pdfplumber
 from spacy.language import Language
 
-from pipeline.models import Block, Document, Passage, passage_id
+from pipeline.models import Block, Document, Passage, passage_id, text_hash
 from pipeline.nlp import load_glossary, make_nlp, sentence_spans
 from pipeline.pdf_layout import analyse_pdf, build_blocks, clean_text, join_lines
 
@@ -293,9 +293,13 @@ def _group_sentences(text: str, spans: list[tuple[int, int]]) -> list[tuple[int,
     return [(g[0][0], g[-1][1]) for g in groups]
 
 
-def build_passages(blocks: Sequence[Block], doc_sha256: str, nlp: Language) -> tuple[str, list[Passage]]:
-    """Join blocks into the cleaned document text and cut passages that index into it."""
+def build_passages(blocks: Sequence[Block], doc_key: str, nlp: Language) -> tuple[str, list[Passage]]:
+    """Join blocks into the cleaned document text and cut passages that index into it.
+
+    Passage ids come from ``doc_key`` (the doc_id) and each passage's text, see
+    :func:`pipeline.models.passage_id`."""
     parts: list[str] = []
+    seen: Counter = Counter()
     passages: list[Passage] = []
     offset = 0
     for block in blocks:
@@ -312,9 +316,11 @@ def build_passages(blocks: Sequence[Block], doc_sha256: str, nlp: Language) -> t
             spans = _group_sentences(body, sentence_spans(nlp, body))
         for start, end in spans:
             a, b = offset + body_start + start, offset + body_start + end
+            key = text_hash(body[start:end])
+            seen[key] += 1
             passages.append(
                 Passage(
-                    id=passage_id(doc_sha256, a, b),
+                    id=passage_id(doc_key, body[start:end], seen[key] - 1),
                     kind=block.kind,
                     text=body[start:end],
                     page_start=block.page_start,
@@ -371,7 +377,7 @@ def extract_document(
     """
     path = Path(path)
     blocks, pages, warnings, sha256 = read_blocks(path, options)
-    text, passages = build_passages(blocks, sha256, nlp)
+    text, passages = build_passages(blocks, doc_id or path.stem, nlp)
     headings = [b for b in blocks if b.kind == "heading" and b.page_start == 1]
     detected = min(headings, key=lambda b: b.heading_level or 99).text if headings else ""
     return Document(

@@ -18,9 +18,11 @@ PassageKind = Literal["paragraph", "heading", "table", "footnote", "turn"]
 SECTORS = ("ouderenzorg", "vg", "eerstelijn")
 
 
-def passage_id(doc_sha256: str, char_start: int, char_end: int) -> str:
-    """Stable id: the same bytes segmented the same way always give the same id."""
-    return hashlib.sha256(f"{doc_sha256}:{char_start}:{char_end}".encode()).hexdigest()[:16]
+def passage_id(doc_key: str, text: str, occurrence: int) -> str:
+    """Id from the document's id and the passage's own text (its ``occurrence``-th copy in the
+    document), never from the file's bytes or offsets: a PDF saved again, or extracted by a new
+    ingest version, gives the same ids to the same passages, so decisions stay on them."""
+    return hashlib.sha256(f"{doc_key}\x00{text_hash(text)}\x00{occurrence}".encode()).hexdigest()[:16]
 
 
 def text_hash(text: str) -> str:

@@ -129,6 +129,8 @@ class ReviewRow(Base):
     model_version: Mapped[str | None] = mapped_column(String(80), nullable=True)
     memo: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Set on a copy made when re-ingest carried the decision onto a new passage (pipeline.carry).
+    carried_from: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 def _now() -> datetime:
@@ -202,44 +204,49 @@ def is_current(engine: Engine, doc_id: str, sha256: str, stage_version: str) -> 
 def save_document(engine: Engine, document: Document, row: ManifestRow | None, stage_version: str) -> None:
     """Replace a document and all its passages in one transaction."""
     with session(engine) as s:
-        s.execute(delete(PassageRow).where(PassageRow.doc_id == document.doc_id))
-        s.merge(
-            DocumentRow(
-                doc_id=document.doc_id,
-                source=document.source,
-                sha256=document.sha256,
-                stage_version=stage_version,
-                status="ok",
-                error=None,
-                pages=document.pages,
-                title=(row.title if row and row.title else document.title),
-                study=row.study if row else "",
-                sector=row.sector if row else "",
-                doc_type=row.doc_type if row else "",
-                year=row.year if row else None,
-                text=document.text,
-                warnings=list(document.warnings),
-                updated_at=_now(),
-            )
+        write_document(s, document, row, stage_version)
+
+
+def write_document(s: Session, document: Document, row: ManifestRow | None, stage_version: str) -> None:
+    """Replace a document and its passages inside the caller's transaction (see ``pipeline.carry``)."""
+    s.execute(delete(PassageRow).where(PassageRow.doc_id == document.doc_id))
+    s.merge(
+        DocumentRow(
+            doc_id=document.doc_id,
+            source=document.source,
+            sha256=document.sha256,
+            stage_version=stage_version,
+            status="ok",
+            error=None,
+            pages=document.pages,
+            title=(row.title if row and row.title else document.title),
+            study=row.study if row else "",
+            sector=row.sector if row else "",
+            doc_type=row.doc_type if row else "",
+            year=row.year if row else None,
+            text=document.text,
+            warnings=list(document.warnings),
+            updated_at=_now(),
         )
-        s.flush()
-        s.add_all(
-            PassageRow(
-                id=p.id,
-                doc_id=document.doc_id,
-                seq=i,
-                kind=p.kind,
-                text=p.text,
-                text_hash=text_hash(p.text),
-                page_start=p.page_start,
-                page_end=p.page_end,
-                char_start=p.char_start,
-                char_end=p.char_end,
-                section=list(p.section),
-                speaker=p.speaker,
-            )
-            for i, p in enumerate(document.passages)
+    )
+    s.flush()
+    s.add_all(
+        PassageRow(
+            id=p.id,
+            doc_id=document.doc_id,
+            seq=i,
+            kind=p.kind,
+            text=p.text,
+            text_hash=text_hash(p.text),
+            page_start=p.page_start,
+            page_end=p.page_end,
+            char_start=p.char_start,
+            char_end=p.char_end,
+            section=list(p.section),
+            speaker=p.speaker,
         )
+        for i, p in enumerate(document.passages)
+    )
 
 
 def record_failure(engine: Engine, source: str, reason: str, doc_id: str | None = None) -> None:
