@@ -42,6 +42,11 @@ class Block:
     section: tuple[str, ...] = ()
     speaker: str | None = None
     heading_level: int | None = None
+    # Read by OCR (pipeline.ocr) rather than from the file's text layer.
+    ocr: bool = False
+    # Transcript turns (pipeline.transcripts): seconds from the start of the recording.
+    time_start: float | None = None
+    time_end: float | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,9 @@ class Passage:
     char_end: int
     section: tuple[str, ...] = ()
     speaker: str | None = None
+    ocr: bool = False
+    time_start: float | None = None
+    time_end: float | None = None
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -80,6 +88,8 @@ class Document:
     text: str
     passages: list[Passage]
     warnings: list[str] = field(default_factory=list)
+    # Page number -> mean Tesseract word confidence (0-100) for pages read by OCR.
+    ocr_confidence: dict[int, float] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return {
@@ -91,6 +101,7 @@ class Document:
             "text": self.text,
             "passages": [p.to_json() for p in self.passages],
             "warnings": list(self.warnings),
+            "ocr_confidence": {str(k): v for k, v in sorted(self.ocr_confidence.items())},
         }
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -77,6 +78,10 @@ class PassageRow(Base):
     char_end: Mapped[int] = mapped_column(Integer)
     section: Mapped[list] = mapped_column(JSON, default=list)
     speaker: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # Read by OCR, and a transcript turn's time span in seconds (migration 0006).
+    ocr: Mapped[bool] = mapped_column(Boolean, default=False)
+    time_start: Mapped[float | None] = mapped_column(Float, nullable=True)
+    time_end: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class FailureRow(Base):
@@ -131,6 +136,22 @@ class ReviewRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # Set on a copy made when re-ingest carried the decision onto a new passage (pipeline.carry).
     carried_from: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class OcrCacheRow(Base):
+    """OCR output of one file, keyed by its bytes: a warm run never runs Tesseract again.
+
+    ``pages`` maps page number to the words pdfplumber read from the OCR'd page
+    (the same dicts the layout analysis gets from a text layer), its size and the
+    mean Tesseract word confidence (see ``pipeline.ocr``).
+    """
+
+    __tablename__ = "ocr_cache"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    engine: Mapped[str] = mapped_column(String(80), primary_key=True)
+    pages: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 def _now() -> datetime:
@@ -244,6 +265,9 @@ def write_document(s: Session, document: Document, row: ManifestRow | None, stag
             char_end=p.char_end,
             section=list(p.section),
             speaker=p.speaker,
+            ocr=p.ocr,
+            time_start=p.time_start,
+            time_end=p.time_end,
         )
         for i, p in enumerate(document.passages)
     )
@@ -310,6 +334,9 @@ def load_passages(engine: Engine, doc_id: str) -> list[Passage]:
                 char_end=r.char_end,
                 section=tuple(r.section or ()),
                 speaker=r.speaker,
+                ocr=bool(r.ocr),
+                time_start=r.time_start,
+                time_end=r.time_end,
             )
             for r in rows
         ]
@@ -476,3 +503,20 @@ def passage_text_hashes(engine: Engine, passage_ids: list[str]) -> dict[str, str
             chunk = passage_ids[start : start + 500]
             out.update(s.execute(select(PassageRow.id, PassageRow.text_hash).where(PassageRow.id.in_(chunk))).all())
     return out
+
+
+def cached_ocr(engine: Engine, sha256: str, ocr_engine: str) -> dict | None:
+    """The cached OCR pages of a file (see :class:`OcrCacheRow`), or None."""
+    with session(engine) as s:
+        row = s.get(OcrCacheRow, (sha256, ocr_engine))
+        return dict(row.pages) if row is not None else None
+
+
+def save_ocr(engine: Engine, sha256: str, ocr_engine: str, pages: dict) -> None:
+    """Cache (or add to) the OCR pages of a file; pages already cached are kept."""
+    with session(engine) as s:
+        row = s.get(OcrCacheRow, (sha256, ocr_engine))
+        if row is None:
+            s.add(OcrCacheRow(sha256=sha256, engine=ocr_engine, pages=pages, created_at=_now()))
+        else:
+            row.pages = {**pages, **row.pages}
