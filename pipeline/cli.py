@@ -780,6 +780,9 @@ def review_screen(
     store: str | None = typer.Option(None, help="SQLAlchemy URL (default sqlite in outputs/)."),
     out: Path | None = typer.Option(None, help="Outputs folder (default outputs/)."),
     models: Path = typer.Option(Path("models"), help="Folder with the model card (which classifications to show)."),
+    trusted_proxy: str | None = typer.Option(
+        None, "--trusted-proxy", help="Address or network of the reverse proxy whose X-Forwarded-For names the client."
+    ),
 ) -> None:
     """The analyst review screen in the browser; runs until stopped."""
     from pipeline.accounts import list_users
@@ -803,7 +806,13 @@ def review_screen(
     if not list_users(engine):
         typer.echo("warning: no accounts yet; add one with `mgz users add NAME --role admin`", err=True)
     codebook = load_codebook()
-    app_ = create_app(engine, codebook, model_version=model_version, glossary=load_glossary())
+    try:
+        app_ = create_app(
+            engine, codebook, model_version=model_version, glossary=load_glossary(), trusted_proxy=trusted_proxy
+        )
+    except ValueError as exc:
+        typer.echo(f"error: --trusted-proxy: {exc}", err=True)
+        raise typer.Exit(code=2) from None
     console.print(f"Beoordelen op http://{host}:{port}/ (model {model_version or '-'}); stoppen met Ctrl+C")
     serve(app_, host, port)
 

@@ -307,8 +307,23 @@ def labels_for_basis(
                     raise ReviewError("bij dubbele codering telt alleen uw eigen beslissing", status=403)
             return dict(row.labels)
     if basis == "model":
+        if user is not None and _blind_coder(engine, passage_id, user):
+            # A blind coder never saw the model's labels, so they cannot be "his" decision.
+            raise ReviewError("bij blinde dubbele codering is er geen modelvoorstel om over te nemen", status=403)
         return model_labels(engine, passage_id, model_version)
     return None
+
+
+def _blind_coder(engine: Engine, passage_id: str, user: User) -> bool:
+    """True when ``user`` codes ``passage_id`` in a blind double-coding sample."""
+    with session(engine) as s:
+        return bool(
+            s.scalar(
+                select(DoubleCodingRow.blind).where(
+                    DoubleCodingRow.passage_id == passage_id, DoubleCodingRow.coder == user.name
+                )
+            )
+        )
 
 
 def record_decision(
@@ -941,12 +956,16 @@ class ReviewIndex:
     def _status_ok(self, item: Item, state: State, status: str, user: User) -> bool:
         if status == "todo":
             return state.status == "todo"
-        if status == "uncertain":
-            return state.status == "todo" and item.needs_review
+        if status == "uncertain":  # the model's doubt is a model signal: a blind coder's sample never matches
+            return state.status == "todo" and item.needs_review and not self.model_hidden(item.passage_id, user)
         if status == "done":
             return state.status == "done"
         if status == "corrected":
-            return state.status == "done" and not same_labels(self.codebook, state.labels, item.model_labels)
+            return (
+                state.status == "done"
+                and not same_labels(self.codebook, state.labels, item.model_labels)
+                and not self.model_hidden(item.passage_id, user)
+            )
         if status == "double":
             return user.name in self.assignments.get(item.passage_id, ())
         if status == "adjudicate":
@@ -1067,6 +1086,12 @@ class ReviewIndex:
             "total": len(rows),
         }
 
+    def model_hidden(self, passage_id: str, user: User) -> bool:
+        """True when ``user`` codes this passage in a blind sample: no model label, score, confidence
+        or "corrected" mark may reach them."""
+        coders = self.assignments.get(passage_id)
+        return bool(coders) and user.name in coders and any(b for _, b in coders.values())
+
     def passage_view(self, passage_id: str, user: User) -> PassageView | None:
         snapshot = self._snapshot
         item = snapshot.items.get(passage_id)
@@ -1096,7 +1121,7 @@ class ReviewIndex:
             for c in ordered_coders:
                 own = [d for d in decisions if d.reviewer == c and not d.adjudication]
                 coder_decisions[c] = own[-1] if own else None
-        show_model = item.model_labels is not None and not (user.name in coders and blind)
+        show_model = item.model_labels is not None and not self.model_hidden(passage_id, user)
         return PassageView(item, doc, state, before, after, show_model, history, coder_decisions, ordered_coders, blind)
 
     def reviewer_counts(self) -> list[tuple[str, int]]:

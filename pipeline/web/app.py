@@ -67,7 +67,9 @@ from pipeline.review import (
 SESSION_COOKIE = "mgz_session"
 LOGIN_COOKIE = "mgz_login_csrf"
 LOGIN_FAILURES_ALLOWED = 10  # per user name and client address within LOGIN_WINDOW; then 429 until it passes
+LOGIN_FAILURES_PER_NAME = 50  # per user name from all addresses together (guessing spread over many addresses)
 LOGIN_WINDOW = 15 * 60
+MAX_BODY_BYTES = 2**20  # the largest request body accepted (a decision form is a few KB); larger ones get 413
 # Keys for label toggles, one keyboard row per codebook field with its own labels, in
 # codebook order; a field that takes its labels from another (primary_condition) uses
 # Shift with that field's keys. Enter, Escape, arrows, m and ? are kept for actions.
@@ -83,6 +85,132 @@ COLOUR = re.compile(r"^#[0-9A-Fa-f]{3,8}$")
 
 
 class NotAuthenticated(Exception):
+    pass
+
+
+class LoginLimiter:
+    """Counts login attempts per (name, address) and per name, *before* the password is checked.
+
+    Each attempt takes a slot under a lock before the (slow) argon2 check and keeps
+    it unless the password was right, so parallel guesses cannot all pass the check
+    while the count still reads low: at most ``per_pair`` passwords for one name from
+    one address, and ``per_name`` from all addresses, are ever checked per window.
+    The lock is per process: several server processes each keep their own count.
+    """
+
+    def __init__(
+        self,
+        per_pair: int = LOGIN_FAILURES_ALLOWED,
+        per_name: int = LOGIN_FAILURES_PER_NAME,
+        window: float = LOGIN_WINDOW,
+    ) -> None:
+        self.per_pair, self.per_name, self.window = per_pair, per_name, window
+        self._attempts: dict[tuple, deque] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def _recent(self, key: tuple, now: float) -> deque:
+        recent = self._attempts[key]
+        while recent and now - recent[0] > self.window:
+            recent.popleft()
+        return recent
+
+    def begin(self, name: str, address: str) -> float | None:
+        """Take a slot for one attempt; None when the limit is reached (refuse without checking)."""
+        now = time.monotonic()
+        pair, whole = ("pair", name, address), ("name", name)
+        with self._lock:
+            if len(self._recent(pair, now)) >= self.per_pair or len(self._recent(whole, now)) >= self.per_name:
+                return None
+            self._attempts[pair].append(now)
+            self._attempts[whole].append(now)
+        return now
+
+    def succeeded(self, name: str, address: str, stamp: float) -> None:
+        """A right password: this name and address start again; the name's other failures stay counted."""
+        with self._lock:
+            self._attempts.pop(("pair", name, address), None)
+            whole = self._attempts.get(("name", name))
+            if whole is not None and stamp in whole:
+                whole.remove(stamp)
+
+
+def client_address(request: Request, trusted_proxy: str | None) -> str:
+    """The client's address: the connection's, or, when the connection comes from ``trusted_proxy``
+    (an address or network), the last address that proxy put in X-Forwarded-For. Without
+    ``trusted_proxy`` the header is ignored: anyone can write it."""
+    peer = request.client.host if request.client else ""
+    if not trusted_proxy:
+        return peer
+    try:
+        trusted = ipaddress.ip_address(peer) in ipaddress.ip_network(trusted_proxy, strict=False)
+    except ValueError:  # the peer is no IP address (a Unix socket)
+        trusted = False
+    if not trusted:
+        return peer
+    forwarded = [part.strip() for part in request.headers.get("x-forwarded-for", "").split(",") if part.strip()]
+    return forwarded[-1] if forwarded else peer
+
+
+class BodySizeLimit:
+    """Pure ASGI middleware: refuses a request body over ``max_bytes`` with 413 before anything parses it.
+
+    A declared Content-Length over the limit is answered at once, without reading
+    the body; a body without one (chunked) is counted as it streams in and cut off
+    as soon as it passes the limit. So an unauthenticated upload to /login is never
+    spooled to disk.
+    """
+
+    def __init__(self, app, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def _refuse(self, send) -> None:
+        body = f"Het verzoek is groter dan {self.max_bytes} bytes.".encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"connection", b"close"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.strip().isdigit() or int(declared) > self.max_bytes):
+            await self._refuse(send)
+            return
+        received = 0
+        started = False
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge()
+            return message
+
+        async def tracked_send(message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracked_send)
+        except _BodyTooLarge:
+            if not started:
+                await self._refuse(send)
+
+
+class _BodyTooLarge(Exception):
     pass
 
 
@@ -192,8 +320,16 @@ def create_app(
     glossary: Glossary | None = None,
     idle: timedelta = DEFAULT_IDLE,
     absolute: timedelta = DEFAULT_ABSOLUTE,
+    trusted_proxy: str | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    limiter: LoginLimiter | None = None,
 ) -> FastAPI:
-    """The review screen over ``engine``; ``model_version`` picks the classifications shown."""
+    """The review screen over ``engine``; ``model_version`` picks the classifications shown.
+
+    ``trusted_proxy`` (an address or network) is the reverse proxy whose X-Forwarded-For
+    names the client for the login limit; without it the connection's address counts."""
+    if trusted_proxy:
+        ipaddress.ip_network(trusted_proxy, strict=False)  # ValueError for something that is no address
     index = ReviewIndex(engine, codebook, model_version)
     env = Environment(
         loader=PackageLoader("pipeline.web", "templates"),
@@ -213,11 +349,11 @@ def create_app(
     templates = Jinja2Templates(env=env)
     keys = key_map(codebook)
     css = codebook_css(codebook)
-    failures: dict[str, deque] = defaultdict(deque)
-    failures_lock = threading.Lock()
+    limiter = limiter or LoginLimiter()
 
     app = FastAPI(title="mgz review", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.index = index
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     app.mount("/static", StaticFiles(directory=str(resources.files("pipeline.web").joinpath("static"))), name="static")
 
     @app.middleware("http")
@@ -304,21 +440,14 @@ def create_app(
         next_url = str(form.get("next") or "/queue")
         if not csrf_matches(request.cookies.get(LOGIN_COOKIE) or "", str(form.get("csrf_token") or "")):
             return _login_form(request, next_url, "Het inlogformulier was verlopen; probeer het opnieuw.", 403)
-        now = time.monotonic()
-        key = f"{name}@{request.client.host if request.client else ''}"
-        with failures_lock:
-            recent = failures[key]
-            while recent and now - recent[0] > LOGIN_WINDOW:
-                recent.popleft()
-            if len(recent) >= LOGIN_FAILURES_ALLOWED:
-                return _login_form(request, next_url, "Te veel mislukte pogingen; probeer het later opnieuw.", 429)
+        address = client_address(request, trusted_proxy)
+        stamp = limiter.begin(name, address)  # counted before the check, so parallel guesses cannot slip past
+        if stamp is None:
+            return _login_form(request, next_url, "Te veel mislukte pogingen; probeer het later opnieuw.", 429)
         user = await run_in_threadpool(authenticate, engine, name, password)
         if user is None:
-            with failures_lock:
-                failures[key].append(now)
             return _login_form(request, next_url, "Naam of wachtwoord klopt niet.", 401)
-        with failures_lock:
-            failures.pop(key, None)
+        limiter.succeeded(name, address, stamp)
         token, _ = await run_in_threadpool(create_session, engine, user, None, idle, absolute)
         response = RedirectResponse(_safe_next(next_url), status_code=303)
         response.set_cookie(
@@ -374,6 +503,7 @@ def create_app(
                 "titles": {d.doc_id: d.title for d in index.docs.values()},
                 "sectors": sorted({d.sector for d in index.docs.values() if d.sector}),
                 "done_message": request.query_params.get("klaar"),
+                "model_hidden": lambda item: index.model_hidden(item.passage_id, ws.user),
             },
         )
 
@@ -560,6 +690,8 @@ def create_app(
 
 
 def serve(app: FastAPI, host: str, port: int) -> None:
+    """uvicorn with its own proxy-header handling off: the app reads X-Forwarded-For itself, and
+    only from ``--trusted-proxy``."""
     import uvicorn
 
     uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
