@@ -162,6 +162,7 @@ def corpus_flow(
                 continue
             report.ingested += result["ingested"]
             report.unchanged += result["unchanged"]
+            report.carried.update(result.get("carried", {}))
             for failed in result["failed"]:
                 failures[failed["doc_id"]] = f"{failed['source']}: {failed['reason']}"
             ready += result["ingested"] + result["unchanged"]

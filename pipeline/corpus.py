@@ -17,9 +17,10 @@ from pathlib import Path
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
+from pipeline.carry import save_document_carrying
 from pipeline.ingest import STAGE_VERSION, ExtractJob, ExtractOptions, ExtractResult, IngestError, extract_many
 from pipeline.models import ManifestRow
-from pipeline.store import is_current, record_failure, retire_documents, save_document, stored_sha256s
+from pipeline.store import is_current, record_failure, retire_documents, stored_sha256s
 
 REQUIRED_COLUMNS = ("doc_id", "file", "sector")
 
@@ -89,6 +90,8 @@ class IngestReport:
     unchanged: list[str] = field(default_factory=list)
     failed: list[ManifestProblem] = field(default_factory=list)
     retired: list[str] = field(default_factory=list)
+    # doc_id -> how its analysts' decisions were carried onto the new passages (pipeline.carry)
+    carried: dict[str, dict] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -99,6 +102,7 @@ class IngestReport:
             "ingested": self.ingested,
             "unchanged": self.unchanged,
             "retired": self.retired,
+            "carried": self.carried,
             "failed": [{"doc_id": f.doc_id, "source": f.source, "reason": f.reason} for f in self.failed],
         }
 
@@ -113,8 +117,10 @@ def file_sha256(path: Path) -> str:
 
 def _store_result(engine: Engine, result: ExtractResult, row: ManifestRow, report: IngestReport) -> None:
     if result.document is not None:
-        save_document(engine, result.document, row, STAGE_VERSION)
+        carried = save_document_carrying(engine, result.document, row, STAGE_VERSION)
         report.ingested.append(row.doc_id)
+        if carried.exact + carried.aligned + carried.relook + carried.removed:
+            report.carried[row.doc_id] = carried.to_json()
     else:
         error = result.error or "unknown error"
         reason = error.split(": ", 1)[1] if error.startswith(result.job.path) else error
