@@ -37,6 +37,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pipeline.accounts import User, get_user, now_utc
+from pipeline.carry import pending_relooks
 from pipeline.codebook import Codebook
 from pipeline.store import Base, ClassificationRow, DocumentRow, PassageRow, ReviewRow, session
 
@@ -51,6 +52,7 @@ STATUSES = {
     "corrected": "Beoordeeld en gecorrigeerd",
     "double": "Dubbel coderen (mijn steekproef)",
     "adjudicate": "Te beslechten",
+    "relook": "Opnieuw bekijken (tekst veranderd)",
     "all": "Alle passages",
 }
 ORDERS = {"uncertainty": "Onzekerste eerst", "reading": "Leesvolgorde"}
@@ -702,6 +704,8 @@ class PassageView:
     coder_decisions: dict[str, Decision | None]  # adjudication: each coder's latest decision
     coders: list[str]
     blind: bool
+    # The document changed since a decision (pipeline.carry): each old text with the decisions on it.
+    relook: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -710,6 +714,7 @@ class _Snapshot:
     docs: dict[str, DocInfo]
     orders: dict[str, list[Item]]  # order name -> content items in that order
     by_doc: dict[str, dict[str, list[Item]]]  # order name -> doc id -> its content items in that order
+    relook: dict[str, list[dict]] = field(default_factory=dict)  # passage id -> old passages to look at again
 
 
 ONLY_DECIDED_OR_ASSIGNED = ("done", "corrected", "adjudicate", "double")
@@ -893,7 +898,7 @@ class ReviewIndex:
             for k, item in enumerate(ordered):
                 item.rank[name] = k
                 per_doc[name][item.doc_id].append(item)
-        return _Snapshot(items, docs, orders, per_doc)
+        return _Snapshot(items, docs, orders, per_doc, pending_relooks(self.engine))
 
     # ---------------------------------------------------------------- what a user sees
 
@@ -980,6 +985,17 @@ class ReviewIndex:
         passages (usually a few) go through the per-user state.
         """
         snapshot, special = self._snapshot, self._special
+        if f.status == "relook":  # passages whose text changed since a decision, nobody decided since
+            pool = [
+                i
+                for p in snapshot.relook
+                if p not in self.decisions and (i := snapshot.items.get(p)) is not None and i.is_content
+            ]
+            pool.sort(key=lambda i: i.rank[f.order])
+            pool = [i for i in pool if (not f.doc or i.doc_id == f.doc) and (not f.sector or i.sector == f.sector)]
+            if f.q:
+                pool = [i for i in pool if f.q.casefold() in i.folded]
+            return [i for i in pool if self.state(i, user).status == "todo" and set(f.labels) <= i.keys]
         if f.status in ONLY_DECIDED_OR_ASSIGNED:  # only decided or double-coded passages can match
             pool = [i for p in special if (i := snapshot.items.get(p)) is not None and i.is_content]
             pool.sort(key=lambda i: i.rank[f.order])
@@ -1122,7 +1138,17 @@ class ReviewIndex:
                 own = [d for d in decisions if d.reviewer == c and not d.adjudication]
                 coder_decisions[c] = own[-1] if own else None
         show_model = item.model_labels is not None and not self.model_hidden(passage_id, user)
-        return PassageView(item, doc, state, before, after, show_model, history, coder_decisions, ordered_coders, blind)
+        relook = []
+        for old in snapshot.relook.get(passage_id, ()):
+            old_decisions = list(self.decisions.get(old["old_passage_id"], ()))
+            if user.name in coders:  # a coder sees only their own old decision, as on the passage itself
+                old_decisions = [d for d in old_decisions if d.reviewer == user.name]
+            elif coders and not user.is_admin:
+                old_decisions = []
+            relook.append({"old_text": old["old_text"], "decisions": old_decisions})
+        return PassageView(
+            item, doc, state, before, after, show_model, history, coder_decisions, ordered_coders, blind, relook
+        )
 
     def reviewer_counts(self) -> list[tuple[str, int]]:
         """Decisions per reviewer (all of them, the history included)."""

@@ -179,6 +179,9 @@ def test_edited_transcript_carries_by_alignment_and_queues_the_rest(tmp_path):
         statuses = sorted(s.scalars(select(PassageCarryRow.status)).all())
     assert statuses == ["aligned", "relook"]  # unchanged passages kept their ids: nothing to record
 
+    # The review screen: its own queue, the old text and decision shown on the passage page.
+    _review_screen_shows_the_relook(engine, new[rewritten], old_rewritten, memos[old[old_rewritten]])
+
     # Deciding on it clears the queue; the old passage's decision is still in the history.
     add_reviews(engine, [{"passage_id": new[rewritten], "reviewer": "anna", "labels": LABELS}])
     assert pending_relooks(engine) == {}
@@ -203,3 +206,30 @@ def test_split_and_merged_passages_need_a_new_look():
         ("o1", "n2", "relook"),
         ("o2", "n2", "relook"),
     ]
+
+
+def _review_screen_shows_the_relook(engine, passage_id: str, old_text: str, old_memo: str) -> None:
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from pipeline.accounts import add_user, get_user
+    from pipeline.codebook import load_codebook
+    from pipeline.review import QueueFilter, ReviewIndex
+    from pipeline.web.app import create_app
+
+    codebook = load_codebook()
+    add_user(engine, "anna", "een lang wachtwoord 123", "analyst")
+    anna = get_user(engine, "anna")
+    index = ReviewIndex(engine, codebook, None)
+    assert [i.passage_id for i in index.matching(anna, QueueFilter(status="relook"))] == [passage_id]
+    view = index.passage_view(passage_id, anna)
+    assert view.relook[0]["old_text"] == old_text and view.relook[0]["decisions"][0].memo == old_memo
+
+    client = TestClient(create_app(engine, codebook))
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/login").text).group(1)
+    client.post("/login", data={"name": "anna", "password": "een lang wachtwoord 123", "csrf_token": token})
+    queue = client.get("/queue?status=relook").text
+    assert "Opnieuw bekijken" in queue and f"/passages/{passage_id}" in queue
+    page = client.get(f"/passages/{passage_id}?status=relook").text
+    assert 'id="relook"' in page and old_memo in page and "Wlz" in page
