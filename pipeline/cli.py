@@ -582,14 +582,20 @@ def export_qdpx(
     confidence_floor: float = typer.Option(
         0.6, min=0.0, max=1.0, help="With --include-model: leave out model codings whose weakest score is below this."
     ),
-    models: Path = typer.Option(Path("models"), help="Folder with the trained classifier (its version)."),
+    models: Path | None = typer.Option(
+        None, help="Folder with the trained classifier (its version); default MGZ_MODELS_DIR or models/."
+    ),
 ) -> None:
     """The coded corpus as a REFI-QDA project: documents, codebook, reviewed (and model) coding."""
     from pipeline.classify import read_card
     from pipeline.exchange import ExchangeError, export_project
 
     engine = open_store(_settings(store_url=store).resolved_store_url())
-    card = read_card(models) if include_model else None
+    models_dir = _settings(models_dir=models).models_dir
+    card = read_card(models_dir) if include_model else None
+    if include_model and card is None:
+        typer.echo(f"error: {models_dir}: no model card (model-card.json); --include-model needs the model", err=True)
+        raise typer.Exit(code=2)
     try:
         report = export_project(
             engine,
@@ -646,6 +652,12 @@ def import_qdpx(
 
 
 def _print_import_report(report) -> None:
+    if report.read:
+        read = report.read
+        console.print(
+            f"gelezen: {read['users']} gebruikers, {read['codes']} codes, {read['sources']} bronnen, "
+            f"{read['selections']} selecties, {read['codings']} coderingen"
+        )
     for source in report.sources:
         console.print(f"{source['source']} → {source['doc_id']} ({source['mode']}, {source['share']:.0%})")
     verb = "zouden worden opgeslagen" if report.dry_run else "opgeslagen"
@@ -662,6 +674,8 @@ def _print_import_report(report) -> None:
         typer.echo(f"warning: {report.path}: source {name!r} matches no stored document; left out", err=True)
     for name in report.unreadable_sources:
         typer.echo(f"warning: {report.path}: source {name} not read", err=True)
+    for line in report.refused_sources:
+        typer.echo(f"warning: {report.path}: source {line}", err=True)
     for row in report.unmapped_codes:
         typer.echo(
             f"warning: {report.path}: code {row['code']!r} ({row['codings']} codings) is not mapped to the codebook; "

@@ -62,6 +62,13 @@ SOURCES_DIR = "sources"
 MAX_MEMBERS = 20_000
 MAX_XML_BYTES = 256 * 2**20
 MAX_SOURCE_BYTES = 64 * 2**20
+# Per import, over all text sources together (a source that refers to a member another source
+# already read counts again: it is aligned again). Memory grows with words (about 0.5 KB each
+# while aligning), so these bound what one file can make the import hold.
+MAX_IMPORT_CHARS = 128 * 2**20
+MAX_IMPORT_WORDS = 2_000_000
+MAX_CODE_DEPTH = 100  # codes nested deeper than this are refused (no program nests a codebook so)
+_NON_SPACE = re.compile(r"\S+")  # a word, as the aligner counts them
 # Alignment: a source belongs to a document when at least this share of the shorter
 # of the two (in words) matches in order.
 MIN_ALIGNED_SHARE = 0.8
@@ -576,6 +583,8 @@ class QdaProject:
     codes: dict[str, QdaCode]  # guid → code
     sources: list[QdaSource]
     unreadable_sources: list[str] = field(default_factory=list)
+    refused_sources: list[str] = field(default_factory=list)  # read, but its positions fit its text under no rule
+    counts: dict = field(default_factory=dict)  # what the file holds, before alignment: users, codes, sources, ...
 
 
 def _local(tag: object) -> str:
@@ -675,25 +684,62 @@ def _newline_positions(raw: str, positions_in_raw: bool) -> tuple[str, list[int]
     return text, mapping, len(raw)
 
 
+def _archive_member(location: str, members: dict[str, zipfile.ZipInfo]) -> tuple[zipfile.ZipInfo | None, bool]:
+    """The archive member a ``plainTextPath`` names, and whether it said ``internal://``.
+
+    ``internal://x.txt`` is ``sources/x.txt`` (or ``x.txt``); a path without a scheme
+    (some exporters write ``sources/x.txt`` or just ``x.txt``) and ``relative://`` are
+    looked up in the archive the same way. ``absolute://`` and other schemes name a
+    file on the exporter's disk: never looked for here.
+    """
+    lowered = location.lower()
+    internal = lowered.startswith("internal://")
+    if internal:
+        inner = location[len("internal://") :]
+    elif lowered.startswith("relative://"):
+        inner = location[len("relative://") :]
+    elif "://" not in location and not re.match(r"^[A-Za-z]:", location):
+        inner = location
+    else:
+        return None, False
+    inner = inner.replace("\\", "/").lstrip("/")
+    if not inner or _unsafe_member(inner):
+        return None, internal
+    return members.get(f"sources/{inner}".lower()) or members.get(inner.lower()), internal
+
+
 def _source_text(
-    path: Path, archive: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo], element: ET.Element, name: str
+    path: Path,
+    archive: zipfile.ZipFile,
+    members: dict[str, zipfile.ZipInfo],
+    element: ET.Element,
+    name: str,
+    cache: dict[str, str] | None = None,
 ) -> str | None:
-    """A text source's plain text (inline or from the archive); None for files outside the archive."""
+    """A text source's plain text (inline or from the archive); None for files outside the archive.
+
+    ``cache`` holds the members already read: many sources naming one member read it once."""
     inline = [child for child in element if _local(child.tag).lower() == "plaintextcontent"]
     if inline:
         return "".join(inline[0].itertext())
     location = element.get("plainTextPath") or ""
-    if not location.lower().startswith("internal://"):
-        return None  # relative:// or absolute://: a file on the exporter's disk, not ours to read
-    inner = location[len("internal://") :].lstrip("/").replace("\\", "/")
-    info = members.get(f"sources/{inner}".lower()) or members.get(inner.lower())
+    info, internal = _archive_member(location, members)
     if info is None:
-        raise ExchangeError(path, f"text source {name!r}: {location} is missing from the archive")
+        if internal:
+            raise ExchangeError(path, f"text source {name!r}: {location} is missing from the archive")
+        return None  # absolute:// (or a path not in the archive): a file on the exporter's disk
+    if cache is not None and info.filename in cache:
+        return cache[info.filename]
     data = _read_member(path, archive, info, MAX_SOURCE_BYTES)
     try:
         if data[:2] in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16 with BOM: not the standard's UTF-8, but unambiguous
-            return data.decode("utf-16")
-        return data.decode("utf-8-sig")
+            text = data.decode("utf-16")
+        else:
+            text = data.decode("utf-8-sig")
+        del data
+        if cache is not None:
+            cache[info.filename] = text
+        return text
     except UnicodeDecodeError:
         raise ExchangeError(
             path, f"text source {name!r} ({info.filename}) is not UTF-8 (or UTF-16 with BOM) text"
@@ -701,7 +747,8 @@ def _source_text(
 
 
 def _text_source(path: Path, element: ET.Element, raw: str, name: str, atlas: bool) -> QdaSource:
-    text, mapping, limit = _newline_positions(raw, positions_in_raw=not atlas)
+    in_raw = _counting_rule(element, raw, name, default=not atlas)
+    text, mapping, limit = _newline_positions(raw, positions_in_raw=in_raw)
     selections = []
     for node in _children(element, "PlainTextSelection"):
         guid = _guid(node.get("guid"))
@@ -726,22 +773,27 @@ def _text_source(path: Path, element: ET.Element, raw: str, name: str, atlas: bo
     return QdaSource(_guid(element.get("guid")), name, text, tuple(selections))
 
 
-def _codes(element: ET.Element | None) -> dict[str, QdaCode]:
-    """Every code at any depth, with its parent code (None at the top)."""
-    found: dict[str, QdaCode] = {}
+def _codes(element: ET.Element | None, path: Path | str = "") -> dict[str, QdaCode]:
+    """Every code at any depth, with its parent code (None at the top).
 
-    def walk(node: ET.Element, parent: str | None) -> None:
-        for code in node:
+    Walked with an explicit stack, not recursion, and refused past ``MAX_CODE_DEPTH``
+    levels: a hostile file nesting codes a thousand deep gets one line, not a traceback."""
+    found: dict[str, QdaCode] = {}
+    if element is None:
+        return found
+    stack: list[tuple[ET.Element, str | None, int]] = [(element, None, 0)]
+    while stack:
+        node, parent, depth = stack.pop()
+        for code in reversed(list(node)):
             if _local(code.tag) == "Codes":  # CodeBook/Codes, or a program nesting another Codes element
-                walk(code, parent)
+                stack.append((code, parent, depth))
             elif _local(code.tag) == "Code":
+                if depth >= MAX_CODE_DEPTH:
+                    raise ExchangeError(path, f"codes nested more than {MAX_CODE_DEPTH} levels deep; refused")
                 guid = _guid(code.get("guid"))
                 name = code.get("name") or guid
                 found[guid] = QdaCode(guid, name, code.get("isCodable", "true") != "false", parent)
-                walk(code, guid)
-
-    if element is not None:
-        walk(element, None)
+                stack.append((code, guid, depth + 1))
     return found
 
 
@@ -784,8 +836,11 @@ def _project(path: Path, archive: zipfile.ZipFile, members: dict[str, zipfile.Zi
     origin = root.get("origin") or ""
     atlas = "ATLAS" in origin.upper()
     users = {_guid(u.get("guid")): u.get("name") or "" for group in _children(root, "Users") for u in group}
-    codes = _codes(next(iter(_children(root, "CodeBook")), None))
+    codes = _codes(next(iter(_children(root, "CodeBook")), None), path)
     project = QdaProject(str(path), root.get("name") or "", origin, users, codes, [])
+    project.counts = _project_counts(root, users, codes)
+    budget = _ReadBudget(path)
+    cache: dict[str, str] = {}
     for sources in _children(root, "Sources"):
         for element in sources:
             kind = _local(element.tag)
@@ -799,12 +854,113 @@ def _project(path: Path, archive: zipfile.ZipFile, members: dict[str, zipfile.Zi
             elif kind != "TextSource":
                 project.unreadable_sources.append(f"{name} ({kind})")
                 continue
-            raw = _source_text(path, archive, members, element, name)
+            raw = _source_text(path, archive, members, element, name, cache)
             if raw is None:
                 project.unreadable_sources.append(f"{name} (file outside the archive)")
                 continue
-            project.sources.append(_text_source(path, element, raw, name, atlas))
+            budget.take(raw, name)
+            try:
+                project.sources.append(_text_source(path, element, raw, name, atlas))
+            except _SourceRefused as refused:
+                project.refused_sources.append(f"{name}: {refused}")
     return project
+
+
+# --------------------------------------------------------------------------- import limits and checks (issue 16)
+
+
+class _SourceRefused(Exception):
+    """One text source left out (the rest of the file is read): ``str()`` says why, in one line."""
+
+
+class _ReadBudget:
+    """Characters and words read from all text sources of one import, refused past the limits.
+
+    Counted per source, so 48 sources naming one 60 MB member count 48 times: each
+    would be aligned on its own."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.chars, self.words = path, 0, 0
+
+    def take(self, text: str, name: str) -> None:
+        self.chars += len(text)
+        if self.chars > MAX_IMPORT_CHARS:
+            raise ExchangeError(
+                self.path,
+                f"text sources hold more than {MAX_IMPORT_CHARS} characters together (at {name!r}); "
+                "refused (import the project in parts)",
+            )
+        self.words += sum(1 for _ in _NON_SPACE.finditer(text))
+        if self.words > MAX_IMPORT_WORDS:
+            raise ExchangeError(
+                self.path,
+                f"text sources hold more than {MAX_IMPORT_WORDS} words together (at {name!r}); "
+                "refused (import the project in parts)",
+            )
+
+
+def _project_counts(root: ET.Element, users: dict[str, str], codes: dict[str, QdaCode]) -> dict:
+    """What the file holds, counted before anything is aligned or mapped (for the import report)."""
+    sources = [element for group in _children(root, "Sources") for element in group]
+    selections = [node for element in sources for node in element.iter() if _local(node.tag).endswith("Selection")]
+    codings = sum(1 for node in selections for child in node if _local(child.tag) == "Coding")
+    return {
+        "users": len(users),
+        "codes": len(codes),
+        "sources": len(sources),
+        "selections": len(selections),
+        "codings": codings,
+    }
+
+
+def _collapse(text: str) -> str:
+    """Whitespace runs as one space: XML turns line ends inside an attribute into spaces."""
+    return " ".join(text.split())
+
+
+def _counting_rule(element: ET.Element, raw: str, name: str, default: bool) -> bool:
+    """Whether positions count a Windows line end as two characters (True) or one (False).
+
+    Programs disagree (NVivo and MAXQDA: two; ATLAS.ti: one; QualCoder's "line
+    endings for MAXQDA" export writes CRLF but counts one), so where selections carry
+    the selected text in their ``name`` (QualCoder, and others) the rule is the one
+    under which those texts match the positions. Without such names, ``default``
+    (from the program's name). When names hold text from the source but neither rule
+    makes them all match, the source is refused rather than coded at wrong places.
+    """
+    if "\r" not in raw:
+        return default
+    named = []
+    for node in _children(element, "PlainTextSelection"):
+        key = _collapse(node.get("name") or "")
+        try:
+            start, end = int(node.get("startPosition", "")), int(node.get("endPosition", ""))
+        except ValueError:
+            continue
+        if len(key) >= 3 and end > start:
+            named.append((start, end, key))
+    if not named:
+        return default
+    body = _collapse(raw)
+    evidence = [row for row in named if row[2] in body]
+    if not evidence:
+        return default  # names are labels ("1", "Citaat"), not the selected text
+    matches = {}
+    for rule in (True, False):
+        text, mapping, limit = _newline_positions(raw, positions_in_raw=rule)
+        hits = 0
+        for start, end, key in evidence:
+            if 0 <= start <= end <= limit:
+                a, b = (mapping[start], mapping[end]) if mapping is not None else (start, end)
+                hits += _collapse(text[a:b]) == key
+        matches[rule] = hits
+    best = max((True, False), key=lambda rule: (matches[rule], rule == default))
+    if matches[best] < len(evidence):
+        raise _SourceRefused(
+            f"the selected text of {len(evidence) - matches[best]} of {len(evidence)} selections (their name) "
+            "matches its positions neither with a line end counted as one character nor as two; source left out"
+        )
+    return best
 
 
 # --------------------------------------------------------------------------- aligning sources to documents
@@ -1002,6 +1158,8 @@ class ImportReport:
     sources: list[dict] = field(default_factory=list)  # {source, doc_id, mode, share}
     unaligned_sources: list[str] = field(default_factory=list)
     unreadable_sources: list[str] = field(default_factory=list)
+    refused_sources: list[str] = field(default_factory=list)  # "name: reason" (positions fit no counting rule)
+    read: dict = field(default_factory=dict)  # users, codes, sources, selections, codings in the file
     unmapped_codes: list[dict] = field(default_factory=list)  # {code, codings}
     ignored_codes: list[str] = field(default_factory=list)
     model_codings_skipped: int = 0
@@ -1014,7 +1172,14 @@ class ImportReport:
     @property
     def complete(self) -> bool:
         """True when nothing in the file was left out."""
-        return not (self.unaligned_sources or self.unmapped_codes or self.incomplete or self.unplaced_selections)
+        return not (
+            self.unaligned_sources
+            or self.unreadable_sources
+            or self.refused_sources
+            or self.unmapped_codes
+            or self.incomplete
+            or self.unplaced_selections
+        )
 
     def to_json(self) -> dict:
         return {**asdict(self), "complete": self.complete}
@@ -1127,6 +1292,8 @@ def import_project(
     project = read_project(path)
     report = ImportReport(path=str(path), coder=coder, origin=project.origin, dry_run=dry_run)
     report.unreadable_sources = list(project.unreadable_sources)
+    report.refused_sources = list(project.refused_sources)
+    report.read = dict(project.counts)
     resolved, ignored = resolve_codes(project, codebook, table)
     report.ignored_codes = sorted(project.codes[g].name for g in ignored)
     docs = _stored_documents(engine)

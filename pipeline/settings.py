@@ -14,6 +14,7 @@ class Settings(BaseSettings):
 
     corpus_dir: Path = Path("corpus")
     out_dir: Path = Path("outputs")
+    models_dir: Path = Path("models")  # the trained classifier and its card (MGZ_MODELS_DIR)
     store_url: str | None = None  # default: SQLite inside out_dir
     max_pages: int = Field(default=2000, ge=1)
     dask_address: str | None = None  # e.g. tcp://10.0.0.5:8786; None runs on local processes
