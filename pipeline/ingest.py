@@ -20,11 +20,13 @@ from spacy.language import Language
 
 from pipeline.models import Block, Document, Passage, passage_id, text_hash
 from pipeline.nlp import load_glossary, make_nlp, sentence_spans
+from pipeline.ocr import ENABLE_HINT, OcrError, missing_tesseract, ocr_with_cache, pages_needing_ocr, stderr_progress
 from pipeline.pdf_layout import analyse_pdf, build_blocks, clean_text, join_lines
+from pipeline.transcripts import TranscriptError, docx_transcript_blocks, read_transcript, timestamped_text_blocks
 
 STAGE_VERSION = "ingest-1"
 DEFAULT_MAX_PAGES = 2000
-SUPPORTED_SUFFIXES = (".pdf", ".docx", ".txt")
+SUPPORTED_SUFFIXES = (".pdf", ".docx", ".txt", ".vtt", ".srt")
 
 MAX_SENTENCES_PER_PASSAGE = 3
 MAX_WORDS_PER_PASSAGE = 90
@@ -44,12 +46,49 @@ class ExtractOptions:
     """Explicit knobs for extraction (no hidden globals)."""
 
     max_pages: int = DEFAULT_MAX_PAGES
+    # Scanned pages (pipeline.ocr): auto = pages without a usable text layer, force = every page.
+    ocr: str = "auto"
+    # Store whose ocr_cache keeps OCR results by sha256 (None: no cache, OCR every time).
+    ocr_cache_url: str | None = None
+    ocr_progress: bool = True
 
 
 # --------------------------------------------------------------------------- sources
 
 
 def _read_pdf_blocks(path: Path, data: bytes, options: ExtractOptions) -> tuple[list[Block], int, list[str]]:
+    blocks, pages, warnings, _ = _read_pdf_blocks_ocr(path, data, options)
+    return blocks, pages, warnings
+
+
+def _ocr_pages(
+    path: Path, data: bytes, pdf: pdfplumber.PDF, layouts: list, options: ExtractOptions
+) -> tuple[dict, list[str]]:
+    """OCR words for the pages that need them (cached by sha256), and warnings."""
+    try:
+        words = [[w for line in layout.lines for w in line.words] for layout in layouts]
+        todo = pages_needing_ocr(pdf, words, options.ocr)
+    except ValueError as exc:
+        raise IngestError(path, str(exc)) from None
+    if not todo:
+        return {}, []
+    reason = missing_tesseract()
+    if reason:
+        if len(todo) == len(pdf.pages):
+            raise IngestError(path, f"PDF has no text layer (scanned image?); {reason}: {ENABLE_HINT}")
+        return {}, [f"{len(todo)} page(s) need OCR but {reason}: {', '.join(map(str, todo[:10]))}"]
+    progress = stderr_progress(path.name) if options.ocr_progress else None
+    sha256 = hashlib.sha256(data).hexdigest()
+    try:
+        result, _ = ocr_with_cache(path, sha256, todo, options.ocr_cache_url, progress)
+    except OcrError as exc:
+        raise IngestError(path, str(exc)) from None
+    return result, []
+
+
+def _read_pdf_blocks_ocr(
+    path: Path, data: bytes, options: ExtractOptions
+) -> tuple[list[Block], int, list[str], dict[int, float]]:
     if not data.lstrip()[:5].startswith(b"%PDF-"):
         raise IngestError(path, f"not a PDF (file starts with {data[:8]!r})")
     try:
@@ -71,12 +110,34 @@ def _read_pdf_blocks(path: Path, data: bytes, options: ExtractOptions) -> tuple[
             raise
         except Exception as exc:
             raise IngestError(path, f"corrupt or truncated PDF ({_short(exc)})") from None
+        ocr_pages, ocr_warnings = _ocr_pages(path, data, pdf, layouts, options)
+        if ocr_pages:  # again with the OCR'd pages: running headers are found across all pages
+            layouts, warnings = analyse_pdf(pdf, {n: page.words for n, page in ocr_pages.items()})
+    warnings = ocr_warnings + warnings
     if not any(layout.lines or layout.tables for layout in layouts):
-        raise IngestError(path, "PDF has no text layer (scanned image?); run OCR first")
+        if options.ocr == "never":
+            hint = "run with --ocr auto to read it by OCR"
+        elif ocr_pages:
+            hint = "OCR found no text either"
+        else:
+            hint = "and no page image to read by OCR"
+        raise IngestError(path, f"PDF has no text layer (scanned image?); {hint}")
     empty = [layout.number for layout in layouts if not layout.lines and not layout.tables]
     if empty:
         warnings.append(f"{len(empty)} page(s) without text: {', '.join(map(str, empty[:10]))}")
-    return build_blocks(layouts), pages, warnings
+    confidence = {n: page.confidence for n, page in ocr_pages.items()}
+    if confidence:
+        low = min(confidence, key=lambda n: confidence[n])
+        mean = sum(confidence.values()) / len(confidence)
+        warnings.append(
+            f"{len(confidence)} page(s) read by OCR, mean word confidence {mean:.0f} "
+            f"(lowest {confidence[low]:.0f}, page {low})"
+        )
+    blocks = [
+        replace(b, ocr=True) if any(n in ocr_pages for n in range(b.page_start, b.page_end + 1)) else b
+        for b in build_blocks(layouts)
+    ]
+    return blocks, pages, warnings, confidence
 
 
 def _pdf_open_reason(exc: Exception) -> str:
@@ -306,7 +367,9 @@ def build_passages(blocks: Sequence[Block], doc_key: str, nlp: Language) -> tupl
         if parts:
             offset += 2  # the blank line between blocks
         body_start = 0
-        if block.kind == "turn" and block.speaker:
+        if block.kind == "turn" and block.speaker and block.text.startswith(f"{block.speaker}: "):
+            body_start = len(block.speaker) + 2  # transcripts write "Naam: " themselves
+        elif block.kind == "turn" and block.speaker:
             hit = _speaker_label(block.text)
             body_start = hit[2] if hit else 0
         body = block.text[body_start:]
@@ -329,6 +392,9 @@ def build_passages(blocks: Sequence[Block], doc_key: str, nlp: Language) -> tupl
                     char_end=b,
                     section=block.section,
                     speaker=block.speaker,
+                    ocr=block.ocr,
+                    time_start=block.time_start,
+                    time_end=block.time_end,
                 )
             )
         parts.append(block.text)
@@ -341,7 +407,14 @@ def build_passages(blocks: Sequence[Block], doc_key: str, nlp: Language) -> tupl
 
 def read_blocks(path: Path, options: ExtractOptions = ExtractOptions()) -> tuple[list[Block], int, list[str], str]:
     """Layout blocks, page count, warnings and sha256 of one file."""
-    path = Path(path)
+    blocks, pages, warnings, sha256, _ = _read_blocks(Path(path), options)
+    return blocks, pages, warnings, sha256
+
+
+def _read_blocks(path: Path, options: ExtractOptions) -> tuple[list[Block], int, list[str], str, dict[int, float]]:
+    """:func:`read_blocks` plus the OCR confidence of each page read by OCR."""
+    confidence: dict[int, float] = {}
+    transcript: list[Block] | None = None
     if not path.exists():
         raise IngestError(path, "file not found")
     if path.is_dir():
@@ -351,17 +424,34 @@ def read_blocks(path: Path, options: ExtractOptions = ExtractOptions()) -> tuple
         raise IngestError(path, "empty file")
     sha256 = hashlib.sha256(data).hexdigest()
     suffix = path.suffix.lower()
+    try:
+        if suffix in (".vtt", ".srt"):
+            transcript = read_transcript(path, data)
+        elif suffix == ".docx":
+            transcript = docx_transcript_blocks(path)
+        elif suffix == ".txt" and b"\x00" not in data[:4096]:
+            try:
+                transcript = timestamped_text_blocks(data.decode("utf-8-sig"))
+            except UnicodeDecodeError:
+                transcript = None  # the plain-text reader names the problem
+    except TranscriptError as exc:
+        raise IngestError(path, exc.reason) from None
+    if transcript is not None:
+        # Turns, speakers and times come from the transcript's own structure.
+        return transcript, 1, [], sha256, confidence
     if suffix == ".pdf":
-        blocks, pages, warnings = _read_pdf_blocks(path, data, options)
+        blocks, pages, warnings, confidence = _read_pdf_blocks_ocr(path, data, options)
     elif suffix == ".docx":
         blocks, pages, warnings = _read_docx_blocks(path)
     elif suffix == ".txt":
         blocks, pages, warnings = _read_txt_blocks(path, data)
     else:
-        raise IngestError(path, f"unsupported file type {suffix or '(none)'}; expected .pdf, .docx or .txt")
+        raise IngestError(
+            path, f"unsupported file type {suffix or '(none)'}; expected .pdf, .docx, .txt, .vtt or .srt"
+        )
     if not any(b.text.strip() for b in blocks):
         raise IngestError(path, "no text found in the document")
-    return mark_speaker_turns(blocks), pages, warnings, sha256
+    return mark_speaker_turns(blocks), pages, warnings, sha256, confidence
 
 
 def extract_document(
@@ -376,7 +466,7 @@ def extract_document(
     Raises :class:`IngestError` (one line, naming the file) for unusable input.
     """
     path = Path(path)
-    blocks, pages, warnings, sha256 = read_blocks(path, options)
+    blocks, pages, warnings, sha256, confidence = _read_blocks(path, options)
     text, passages = build_passages(blocks, doc_id or path.stem, nlp)
     headings = [b for b in blocks if b.kind == "heading" and b.page_start == 1]
     detected = min(headings, key=lambda b: b.heading_level or 99).text if headings else ""
@@ -389,6 +479,7 @@ def extract_document(
         text=text,
         passages=passages,
         warnings=warnings,
+        ocr_confidence=confidence,
     )
 
 

@@ -13,6 +13,7 @@ import re
 import statistics
 import unicodedata
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pdfplumber
@@ -210,8 +211,16 @@ def find_running_lines(pages_rows: list[list[list[dict]]], heights: list[float])
     return {text for text, n in counts.items() if n >= threshold}
 
 
-def analyse_pdf(pdf: pdfplumber.PDF) -> tuple[list[PageLayout], list[str]]:
-    """Read every page into reading-ordered lines without headers, footers or tables."""
+def analyse_pdf(
+    pdf: pdfplumber.PDF, ocr_words: Mapping[int, list[dict]] | None = None
+) -> tuple[list[PageLayout], list[str]]:
+    """Read every page into reading-ordered lines without headers, footers or tables.
+
+    ``ocr_words`` (page number → pdfplumber word dicts read from the OCR'd page,
+    see ``pipeline.ocr``) replaces those pages' own text layer, so OCR output
+    goes through the same header, column and paragraph analysis.
+    """
+    ocr_words = ocr_words or {}
     warnings: list[str] = []
     pages_words: list[list[dict]] = []
     pages_rows: list[list[list[dict]]] = []
@@ -219,6 +228,13 @@ def analyse_pdf(pdf: pdfplumber.PDF) -> tuple[list[PageLayout], list[str]]:
     layouts: list[PageLayout] = []
     for number, page in enumerate(pdf.pages, start=1):
         layout = PageLayout(number=number)
+        if number in ocr_words:
+            words = [dict(w) for w in ocr_words[number]]
+            pages_words.append(words)
+            pages_rows.append(_word_rows(words))
+            heights.append(float(page.height))
+            layouts.append(layout)
+            continue
         words = page.extract_words(extra_attrs=["fontname", "size"], keep_blank_chars=False)
         table_boxes = []
         for table in page.find_tables():

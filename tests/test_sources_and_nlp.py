@@ -82,7 +82,8 @@ def test_cli_json_has_the_documented_shape(tmp_path):
     )
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "vg-deelsessie-huisartsenzorg.json").read_text("utf-8"))
-    assert set(data) == {"doc_id", "source", "sha256", "pages", "title", "text", "passages", "warnings"}
+    documented = {"doc_id", "source", "sha256", "pages", "title", "text", "passages", "warnings", "ocr_confidence"}
+    assert set(data) == documented
     assert set(data["passages"][0]) == {
         "id",
         "kind",
@@ -93,6 +94,9 @@ def test_cli_json_has_the_documented_shape(tmp_path):
         "char_end",
         "section",
         "speaker",
+        "ocr",
+        "time_start",
+        "time_end",
     }
     assert data["pages"] == 3
 
