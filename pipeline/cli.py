@@ -8,18 +8,18 @@ import sys
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 import yaml
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.annotations import AnnotationSet, annotation_stats
 from pipeline.codebook import load_codebook
-from pipeline.corpus import IngestReport, ingest_corpus, write_atomic
-from pipeline.ingest import ExtractJob, ExtractOptions, IngestError, extract_many
-from pipeline.settings import Settings
-from pipeline.store import document_rows, load_passages, open_store
+
+if TYPE_CHECKING:
+    from pipeline.corpus import IngestReport
+    from pipeline.settings import Settings
 
 app = typer.Typer(
     help="Text mining for Dutch qualitative research on medisch-generalistische zorg.", no_args_is_help=True
@@ -33,7 +33,15 @@ class OutputFormat(StrEnum):
 
 
 def _settings(**overrides: object) -> Settings:
+    from pipeline.settings import Settings
+
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _without_torch() -> None:
+    """spaCy's thinc imports torch whenever it is installed (about 2 s and 200 MB) only to offer it as
+    a backend; extraction never uses it, so ``mgz extract`` runs as if torch were absent."""
+    sys.modules.setdefault("torch", None)  # type: ignore[arg-type]  # None: "import torch" fails fast
 
 
 @app.command()
@@ -47,6 +55,10 @@ def extract(
     max_pages: int | None = typer.Option(None, help="Refuse documents with more pages than this."),
 ) -> None:
     """Extract clean text and passages from documents."""
+    _without_torch()
+    from pipeline.corpus import write_atomic
+    from pipeline.ingest import ExtractJob, ExtractOptions, extract_many
+
     settings = _settings(workers=workers, max_pages=max_pages)
     results = extract_many(
         [ExtractJob(str(p)) for p in paths], workers=settings.workers, options=ExtractOptions(settings.max_pages)
@@ -91,6 +103,10 @@ def ingest(
 
 
 def _ingest(settings: Settings) -> IngestReport:
+    from pipeline.corpus import ingest_corpus
+    from pipeline.ingest import ExtractOptions, IngestError
+    from pipeline.store import open_store
+
     engine = open_store(settings.resolved_store_url())
     try:
         with console.status("Documenten inlezen …"):
@@ -192,6 +208,7 @@ def _model_version(models: Path, codebook) -> str | None:
 
 def _outputs(settings: Settings, models: Path, report: bool) -> None:
     from pipeline.report import build_outputs
+    from pipeline.store import open_store
 
     codebook = load_codebook()
     engine = open_store(settings.resolved_store_url())
@@ -241,6 +258,7 @@ def topics(
     """Inductive themes (BERTopic) per study and sector, in outputs/topics/."""
     from pipeline.embeddings import make_encoder
     from pipeline.nlp import load_glossary, make_nlp
+    from pipeline.store import open_store
     from pipeline.topics import TopicsError, build_topics
 
     settings = _settings(out_dir=out, store_url=store, topics_guided=guided)
@@ -279,6 +297,8 @@ def documents(
     out: Path | None = typer.Option(None),
 ) -> None:
     """List stored documents with their status."""
+    from pipeline.store import document_rows, open_store
+
     engine = open_store(_settings(store_url=store, out_dir=out).resolved_store_url())
     table = Table()
     for column in ("doc_id", "status", "pages", "sector", "error"):
@@ -298,6 +318,8 @@ def annotations_build(
     codebook: Path | None = typer.Option(None, help="Codebook YAML (default: the bundled system framework)."),
 ) -> None:
     """Rebuild reference.jsonl from the coders' files and the adjudications."""
+    from pipeline.annotations import AnnotationSet
+
     final = AnnotationSet(annotations).build(load_codebook(codebook))
     console.print(f"{len(final)} codings in {annotations / 'reference.jsonl'}")
 
@@ -312,6 +334,10 @@ def annotations_stats(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ) -> None:
     """Label counts per document and sector, coverage, and inter-coder agreement."""
+    from pipeline.annotations import AnnotationSet, annotation_stats
+    from pipeline.corpus import ingest_corpus
+    from pipeline.store import document_rows, load_passages, open_store
+
     settings = _settings(corpus_dir=corpus, store_url=store, out_dir=out)
     engine = open_store(settings.resolved_store_url())
     report = ingest_corpus(settings.corpus_dir, engine, settings.workers)
@@ -359,7 +385,7 @@ def _print_annotation_stats(stats: dict) -> None:
 
 
 def _reference(annotations: Path, codebook) -> dict:
-    from pipeline.annotations import by_text_hash, read_codings
+    from pipeline.annotations import AnnotationSet, by_text_hash, read_codings
 
     reference = AnnotationSet(annotations).reference
     if not reference.exists():
@@ -370,7 +396,7 @@ def _reference(annotations: Path, codebook) -> dict:
 
 def _synthetic(annotations: Path, codebook) -> list[dict]:
     """Invented, coded training passages (never test data); a bad line stops with its file and line."""
-    from pipeline.annotations import read_synthetic
+    from pipeline.annotations import AnnotationSet, read_synthetic
 
     try:
         return read_synthetic(AnnotationSet(annotations).synthetic, codebook)
@@ -381,7 +407,7 @@ def _synthetic(annotations: Path, codebook) -> list[dict]:
 
 def _human_pairs(annotations: Path, codebook) -> tuple[list[dict], list[dict]]:
     """The double-coded sample: coder A's labels as reference, coder B's as prediction."""
-    from pipeline.annotations import by_text_hash, read_codings
+    from pipeline.annotations import AnnotationSet, by_text_hash, read_codings
 
     a = by_text_hash(read_codings(AnnotationSet(annotations).primary, codebook))
     b = by_text_hash(read_codings(AnnotationSet(annotations).second, codebook))
@@ -390,6 +416,7 @@ def _human_pairs(annotations: Path, codebook) -> tuple[list[dict], list[dict]]:
 
 
 def _evaluate(settings: Settings, annotations: Path, encoder_key: str, codebook, adaptation: Sequence[float] = ()):
+    from pipeline.corpus import ingest_corpus
     from pipeline.embeddings import make_encoder
     from pipeline.evaluation import (
         adaptation_curve,
@@ -399,6 +426,7 @@ def _evaluate(settings: Settings, annotations: Path, encoder_key: str, codebook,
         write_report,
     )
     from pipeline.nlp import load_glossary, make_nlp
+    from pipeline.store import open_store
 
     engine = open_store(settings.resolved_store_url())
     ingest_corpus(settings.corpus_dir, engine, settings.workers)
@@ -535,8 +563,10 @@ def classify(
 ) -> None:
     """Classify passages from a file; bad rows are reported with their line number and skipped."""
     from pipeline.classify import ModelError, classify_items, load_model, public_prediction, read_input_rows
+    from pipeline.corpus import write_atomic
     from pipeline.embeddings import make_encoder
     from pipeline.nlp import load_glossary, make_nlp
+    from pipeline.store import open_store
 
     codebook = load_codebook()
     try:
@@ -589,6 +619,7 @@ def export_qdpx(
     """The coded corpus as a REFI-QDA project: documents, codebook, reviewed (and model) coding."""
     from pipeline.classify import read_card
     from pipeline.exchange import ExchangeError, export_project
+    from pipeline.store import open_store
 
     engine = open_store(_settings(store_url=store).resolved_store_url())
     models_dir = _settings(models_dir=models).models_dir
@@ -637,6 +668,7 @@ def import_qdpx(
 ) -> None:
     """Store a QDA project's coding as reviews by --coder. Exit 1 when something was left out, 2 when refused."""
     from pipeline.exchange import ExchangeError, import_project
+    from pipeline.store import open_store
 
     engine = open_store(_settings(store_url=store, out_dir=out).resolved_store_url())
     try:
@@ -704,6 +736,8 @@ class Role(StrEnum):
 
 
 def _user_store(store: str | None, out: Path | None):
+    from pipeline.store import open_store
+
     return open_store(_settings(store_url=store, out_dir=out).resolved_store_url())
 
 
