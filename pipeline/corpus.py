@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,12 +51,14 @@ def read_manifest(corpus_dir: Path) -> Manifest:
     path = Path(corpus_dir) / "manifest.csv"
     if not path.is_file():
         raise IngestError(path, "manifest not found")
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
+    reader = csv.DictReader(io.StringIO(_manifest_text(path), newline=""))
+    try:
         missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
             raise IngestError(path, f"missing column(s): {', '.join(missing)}")
         raw_rows = list(enumerate(reader, start=2))
+    except csv.Error as exc:
+        raise IngestError(path, f"not a readable CSV file ({exc})") from None
     rows: list[ManifestRow] = []
     problems: list[ManifestProblem] = []
     first_line: dict[str, int] = {}
@@ -77,11 +81,46 @@ def read_manifest(corpus_dir: Path) -> Manifest:
             continue
         first_line[row.doc_id] = line
         file = Path(corpus_dir) / row.file
+        outside = _outside_corpus(Path(corpus_dir), row.file)
+        if outside:
+            problems.append(ManifestProblem(row.doc_id, str(file), f"{outside} (manifest line {line}); refused"))
+            continue
         if not file.is_file():
             problems.append(ManifestProblem(row.doc_id, str(file), f"file not found (manifest line {line})"))
             continue
         rows.append(row)
     return Manifest(rows, problems)
+
+
+def _manifest_text(path: Path) -> str:
+    """The manifest as text: UTF-8 (with or without BOM) or UTF-16 with BOM (Excel's "Unicode text");
+    anything else is one line, not a traceback."""
+    data = path.read_bytes()
+    try:
+        if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            return data.decode("utf-16")
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    raise IngestError(path, "manifest is not UTF-8 or UTF-16 text; save it as CSV UTF-8")
+
+
+def _outside_corpus(corpus_dir: Path, name: str) -> str | None:
+    """Why a manifest ``file`` may not be read: an absolute path, or one that resolves (symbolic
+    links followed) outside the corpus folder. None when it lies inside.
+
+    The review screen serves stored sources to every logged-in user, so a manifest must not
+    reach files elsewhere on the machine."""
+    if Path(name).is_absolute() or re.match(r"^[A-Za-z]:[\\/]", name):
+        return "an absolute path; files must lie inside the corpus folder"
+    root = corpus_dir.resolve()
+    try:
+        target = (corpus_dir / name).resolve()
+    except (OSError, RuntimeError) as exc:  # a symbolic link loop
+        return f"cannot be resolved ({type(exc).__name__})"
+    if not target.is_relative_to(root):
+        return "resolves outside the corpus folder (a symbolic link or ..)"
+    return None
 
 
 @dataclass

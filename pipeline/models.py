@@ -116,7 +116,7 @@ class ManifestRow(BaseModel):
     study: str = ""
     sector: str
     doc_type: str = ""
-    year: int | None = None
+    year: int | None = Field(default=None, ge=1, le=9999)  # a calendar year; larger ones overflow the store
 
     @field_validator("sector")
     @classmethod
