@@ -39,7 +39,7 @@ LANGUAGE = "nld"
 # A page whose text layer has fewer dictionary words than this share is read by OCR.
 MIN_DICTIONARY_SHARE = 0.2
 MIN_WORDS_FOR_TEXT_LAYER = 5
-OCRMYPDF_ARGS = ["--deskew", "--rotate-pages", "--output-type", "pdf", "--optimize", "0", "--pdf-renderer", "sandwich"]
+OCRMYPDF_ARGS = ["--clean", "--deskew", "--rotate-pages", "--output-type", "pdf", "--optimize", "0", "--pdf-renderer", "sandwich"]
 ENABLE_HINT = (
     "install Tesseract to read it by OCR (Debian/Ubuntu: apt-get install tesseract-ocr tesseract-ocr-nld "
     "ghostscript; macOS: brew install tesseract tesseract-lang ghostscript), or leave it out of the manifest"
