@@ -27,7 +27,9 @@ scikit-learn objects, NumPy arrays and plain data, so it persists with skops.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -658,39 +660,99 @@ VALID_SECTORS = ("ouderenzorg", "vg", "eerstelijn", "")
 
 @dataclass(frozen=True)
 class RowProblem:
+    """One input row's problem; ``skipped`` False when the row was still classified (a warning)."""
+
     line: int
     reason: str
+    skipped: bool = True
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.reason}"
 
 
-def read_input_rows(path: Path) -> tuple[list[PassageInput], list[RowProblem]]:
-    """Rows ``{id, text}`` (+ section, sector, doc_type) from JSONL or CSV; bad rows reported, not fatal."""
+# A passage is one to three sentences; a longer text is classified on its first this many
+# characters (with a warning): the tokenizer's abbreviation rules make a megabyte row run for minutes.
+MAX_INPUT_CHARS = 10_000
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_TEXT_FIELDS = ("section", "sector", "doc_type", "kind")
+
+
+def _jsonl_rows(path: Path, problems: list[RowProblem]) -> list[tuple[int, dict]]:
+    """JSON objects per line; each line decoded and parsed on its own, so one bad line costs only itself."""
+    rows = []
+    for n, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
+        try:
+            line = raw.decode("utf-8-sig" if n == 1 else "utf-8")
+        except UnicodeDecodeError:
+            problems.append(RowProblem(n, "not UTF-8 text (Latin-1 or another encoding?)"))
+            continue
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append(RowProblem(n, f"not JSON ({exc.msg})"))
+            continue
+        except RecursionError:
+            problems.append(RowProblem(n, "JSON nested too deeply"))
+            continue
+        if not isinstance(row, dict):
+            problems.append(RowProblem(n, "not a JSON object"))
+            continue
+        rows.append((n, row))
+    return rows
+
+
+def _csv_rows(path: Path, problems: list[RowProblem]) -> list[tuple[int, dict]]:
+    """CSV rows by line number; bytes that are not UTF-8 are kept as surrogates and the row is refused."""
     import csv
 
-    items, problems = [], []
-    if path.suffix.lower() == ".csv":
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            raw_rows = [(n, dict(r)) for n, r in enumerate(csv.DictReader(handle), start=2)]
-    else:
-        raw_rows = []
-        for n, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                problems.append(RowProblem(n, f"not JSON ({exc.msg})"))
-                continue
-            if not isinstance(row, dict):
-                problems.append(RowProblem(n, "not a JSON object"))
-                continue
-            raw_rows.append((n, row))
+    text = path.read_bytes().decode("utf-8", errors="surrogateescape").removeprefix("\ufeff")
+    rows = []
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        for row in reader:
+            rows.append((reader.line_num, dict(row)))
+    except csv.Error as exc:
+        problems.append(RowProblem(reader.line_num, f"not readable CSV ({exc}); the rest of the file is left out"))
+    return rows
+
+
+def _row_problem(row: dict) -> str | None:
+    """Why a parsed row cannot be classified: wrong types or text that is not text."""
+    text, row_id = row.get("text"), row.get("id")
+    if text is not None and not isinstance(text, str):
+        return f"text is a {type(text).__name__}, not a string"
+    if row_id is not None and (isinstance(row_id, bool) or not isinstance(row_id, str | int)):
+        return f"id is a {type(row_id).__name__}, not a string or integer"
+    for name in _TEXT_FIELDS:
+        if row.get(name) is not None and not isinstance(row[name], str):
+            return f"{name} is a {type(row[name]).__name__}, not a string"
+    for name in ("text", "id", *_TEXT_FIELDS):
+        value = row.get(name)
+        if isinstance(value, str) and _SURROGATE.search(value):
+            return f"{name} holds a lone surrogate or bytes that are not UTF-8"
+    return None
+
+
+def read_input_rows(path: Path) -> tuple[list[PassageInput], list[RowProblem]]:
+    """Rows ``{id, text}`` (+ section, sector, doc_type) from JSONL or CSV; bad rows reported, not fatal.
+
+    Each bad row (not UTF-8, not JSON, nested too deeply, a lone surrogate, a number or
+    list where text belongs, no text, a duplicate id, an unknown sector) is reported with
+    its line number and skipped; a text longer than ``MAX_INPUT_CHARS`` is cut there, with
+    a warning (``skipped`` False)."""
+    problems: list[RowProblem] = []
+    raw_rows = _csv_rows(path, problems) if path.suffix.lower() == ".csv" else _jsonl_rows(path, problems)
+    items = []
     seen: set[str] = set()
     for n, row in raw_rows:
+        wrong = _row_problem(row)
+        if wrong:
+            problems.append(RowProblem(n, wrong))
+            continue
         text = str(row.get("text") or "").strip()
-        row_id = str(row.get("id") or "").strip()
+        row_id = str(row.get("id") if row.get("id") is not None else "").strip()
         sector = str(row.get("sector") or "").strip()
         if not text:
             problems.append(RowProblem(n, "no text"))
@@ -702,6 +764,16 @@ def read_input_rows(path: Path) -> tuple[list[PassageInput], list[RowProblem]]:
             problems.append(RowProblem(n, f"unknown sector {sector!r}"))
         else:
             seen.add(row_id)
+            if len(text) > MAX_INPUT_CHARS:
+                problems.append(
+                    RowProblem(
+                        n,
+                        f"text is {len(text)} characters; classified on its first {MAX_INPUT_CHARS} "
+                        "(a passage is one to three sentences: split long texts)",
+                        skipped=False,
+                    )
+                )
+                text = text[:MAX_INPUT_CHARS]
             items.append(
                 PassageInput(
                     row_id,
@@ -712,6 +784,7 @@ def read_input_rows(path: Path) -> tuple[list[PassageInput], list[RowProblem]]:
                     str(row.get("kind") or "paragraph"),
                 )
             )
+    problems.sort(key=lambda problem: problem.line)
     return items, problems
 
 

@@ -581,9 +581,13 @@ def classify(
     if not input_file.exists():
         typer.echo(f"error: {input_file}: file not found", err=True)
         raise typer.Exit(code=2)
-    items, problems = read_input_rows(input_file)
-    for problem in problems:
-        typer.echo(f"error: {input_file}: {problem}; skipped", err=True)
+    items, all_problems = read_input_rows(input_file)
+    problems = [p for p in all_problems if p.skipped]
+    for problem in all_problems:
+        if problem.skipped:
+            typer.echo(f"error: {input_file}: {problem}; skipped", err=True)
+        else:
+            typer.echo(f"warning: {input_file}: {problem}", err=True)
     engine = open_store(_settings(store_url=store).resolved_store_url())
     predictions = classify_items(model, card, items, make_nlp(load_glossary()), encoder_obj, engine)
     write_atomic(

@@ -76,3 +76,59 @@ def test_a_year_too_large_for_the_store_refuses_that_row_only(tmp_path):
     assert report.ingested == ["goed"]
     [problem] = report.failed
     assert problem.doc_id == "groot" and "year" in str(problem) and "line 2" in str(problem)
+
+
+# --------------------------------------------------------------------------- mgz classify --in
+
+
+def test_classify_reports_each_bad_row_with_its_line_and_caps_a_huge_text(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from pipeline.classify import MAX_INPUT_CHARS, read_input_rows
+    from pipeline.cli import app
+
+    sentence = "De huisarts werkt samen met de wijkverpleging in de regio. "
+    lines = [
+        json.dumps({"id": "a", "text": "De huisarts werkt goed samen met de AVG."}).encode(),
+        b'{"id": "diep", "text": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b'{"id": "surrogaat", "text": "kapot \\ud800 teken"}',
+        '{"id": "latijn", "text": "Coördinatie"}'.encode("latin-1"),
+        json.dumps({"id": "lang", "text": sentence * (1_200_000 // len(sentence))}).encode(),
+        b'{"id": "getal", "text": 42}',
+        b'{"id": "lijst", "text": ["a", "b"]}',
+        b'{"id": ["x"], "text": "Een lijst als id."}',
+        json.dumps({"id": 7, "text": "Korte lijnen met de POH."}).encode(),
+    ]
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(b"\n".join(lines) + b"\n")
+    items, problems = read_input_rows(src)
+    assert [i.id for i in items] == ["a", "lang", "7"] and len(items[1].text) == MAX_INPUT_CHARS
+    assert [(p.line, p.skipped) for p in problems] == [
+        (2, True),
+        (3, True),
+        (4, True),
+        (5, False),
+        (6, True),
+        (7, True),
+        (8, True),
+    ]
+    assert "nested too deeply" in str(problems[0]) and "surrogate" in str(problems[1])
+    assert "not UTF-8" in str(problems[2]) and "int, not a string" in str(problems[4])
+    assert "list, not a string" in str(problems[5])
+    csv_path = tmp_path / "in.csv"
+    csv_path.write_bytes("id,text\nx,Goede samenwerking\ny,Coördinatie\n".encode("latin-1"))
+    items, problems = read_input_rows(csv_path)
+    assert [i.id for i in items] == ["x"] and [str(p) for p in problems] == [
+        "line 3: text holds a lone surrogate or bytes that are not UTF-8"
+    ]
+
+    out = tmp_path / "out.jsonl"
+    store = f"sqlite:///{tmp_path / 's.sqlite'}"
+    result = CliRunner().invoke(app, ["classify", "--in", str(src), "--out", str(out), "--store", store])
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith(("error:", "warning:"))]
+    assert [line.split(": ")[2] for line in errors] == [f"line {n}" for n in range(2, 9)]
+    assert sum(line.startswith("warning:") for line in errors) == 1
+    assert [json.loads(line)["id"] for line in out.read_text("utf-8").splitlines()] == ["a", "lang", "7"]
