@@ -33,6 +33,7 @@ from pipeline.matrices import (
     sector_condition_polarity,
     sector_tests,
 )
+from pipeline.reproducible import xlsx_bytes
 
 RED, GREEN, GREY = "F4B6B6", "B9E3B9", "EEEEEE"
 TYPE_NAMES = {"te_sterk": "te sterk netwerk", "te_zwak": "te zwak netwerk", "goed": "goed netwerk"}
@@ -136,9 +137,7 @@ def write_xlsx(
                             note += " — lage modelzekerheid"
                         cell.comment = Comment(note, "mgz")
         sheet.column_dimensions["A"].width = 42
-    buffer = io.BytesIO()
-    book.save(buffer)
-    write_atomic(path, buffer.getvalue())
+    write_atomic(path, xlsx_bytes(book))  # fixed document times and zip dates: same input, same bytes
 
 
 def write_matrices(
