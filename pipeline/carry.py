@@ -68,7 +68,7 @@ PASSAGE_TABLES: tuple[PassageTable, ...] = (
     # Sample membership stays with the passage even when it needs a new look: the coders stay
     # independent on it (each sees only their own old decision).
     PassageTable("double_coding", follows=("exact", "aligned", "relook")),
-    PassageTable("audit_sample", follows=("exact", "aligned", "relook")),
+    PassageTable("audit_members", follows=("exact", "aligned", "relook")),
     # The model's output is only valid for identical text.
     PassageTable("classifications", follows=("exact",)),
     # A passage still waiting for its new look keeps waiting on the passage it went to.

@@ -10,7 +10,7 @@ count says how much of it rests on the model alone.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,11 +18,15 @@ import pandas as pd
 from scipy.stats import chi2_contingency
 
 from pipeline.codebook import Codebook
+from pipeline.estimate import DEFAULT_CONFIDENCE, Estimate, combine, difference, ppi_share
 
 CONTENT_KINDS = ("paragraph", "turn", "table")
 SIGNS = {"belemmerend": "−", "bevorderend": "+"}
 NO_STAKEHOLDER = "onbepaald"
 DEFAULT_CONFIDENCE_THRESHOLD = 0.6
+# The model's calibrated probabilities (not its 0/1 labels) are the PPI predictions: chosen on
+# the coverage simulation (bench/estimate_coverage.py; README, "Schattingen").
+USE_SCORES = True
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,8 @@ class CodedPassage:
     stakeholders: tuple[str, ...]
     source: str  # "review" or "model"
     scores: dict | None = None
+    model: dict | None = None  # the model's own labels and scores, also where a review overrides them
+    audit: bool = False  # in the random audit sample (pipeline.audit)
 
     @property
     def is_content(self) -> bool:
@@ -56,12 +62,134 @@ class CodedPassage:
         return min(values) if values else None
 
 
+    @property
+    def labels(self) -> dict:
+        """The labels that count, as a coding."""
+        return {
+            "conditions": list(self.conditions),
+            "interactie_type": self.interactie_type,
+            "polarity": self.polarity,
+            "stakeholders": list(self.stakeholders),
+        }
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One cell of a matrix as a yes/no question about a coding.
+
+    ``condition`` None: passages without any condition; ``stakeholder`` None: any
+    stakeholder, ``NO_STAKEHOLDER``: passages without one; ``polarity`` None: any.
+    """
+
+    condition: str | None
+    polarity: str | None
+    interactie_type: str | None = None
+    stakeholder: str | None = None
+
+    def holds(self, labels: Mapping) -> bool:
+        conditions = labels.get("conditions") or []
+        stakeholders = labels.get("stakeholders") or []
+        if self.condition is None:
+            if conditions:
+                return False
+        elif self.condition not in conditions:
+            return False
+        if self.interactie_type and labels.get("interactie_type") != self.interactie_type:
+            return False
+        if self.polarity is not None and labels.get("polarity") != self.polarity:
+            return False
+        if self.stakeholder == NO_STAKEHOLDER:
+            return not stakeholders
+        return self.stakeholder is None or self.stakeholder in stakeholders
+
+    def score(self, prediction: Mapping | None, use_scores: bool = USE_SCORES) -> float:
+        """The model's probability of this cell: the product of its parts' calibrated
+        probabilities (an approximation; any fixed score keeps PPI valid, a good one narrows
+        the interval), or its 0/1 label where scores are missing."""
+        if not prediction:
+            return 0.0
+        scores = prediction.get("scores") or {}
+        if not use_scores or not scores.get("conditions") or not scores.get("polarity"):
+            return float(self.holds(prediction))
+        conditions = scores["conditions"]
+        if self.condition is None:
+            p = float(np.prod([1 - float(v) for v in conditions.values()]))
+        else:
+            p = float(conditions.get(self.condition, 0.0))
+        if self.interactie_type:
+            p *= float((scores.get("interactie_type") or {}).get(self.interactie_type, 0.0))
+        if self.polarity is not None:
+            p *= float(scores["polarity"].get(self.polarity, 0.0))
+        stake = scores.get("stakeholders") or {}
+        if self.stakeholder == NO_STAKEHOLDER:
+            p *= float(np.prod([1 - float(v) for v in stake.values()]))
+        elif self.stakeholder is not None:
+            p *= float(stake.get(self.stakeholder, 0.0))
+        return min(1.0, max(0.0, p))
+
+
+def document_method(passages: Sequence[CodedPassage]) -> str:
+    """How a document's shares are obtained: ``human`` (every content passage reviewed), ``ppi``
+    (model plus at least two reviewed passages of the random audit sample) or ``model``."""
+    content = [p for p in passages if p.is_content]
+    if content and all(p.source == "review" for p in content):
+        return "human"
+    if sum(p.audit and p.source == "review" for p in content) >= 2:
+        return "ppi"
+    return "model"
+
+
+def estimate_cells(
+    passages: Sequence[CodedPassage], cells: Sequence[Cell], confidence: float = DEFAULT_CONFIDENCE
+) -> list[Estimate]:
+    """Each cell's share of one document's content passages, model-assisted where an audit sample allows.
+
+    Only reviewed passages of the audit sample are human labels here: reviews an analyst
+    chose (uncertainty queue, search) are not a random sample, so they count in the plain
+    counts but never correct the model's bias. A ``model`` estimate is the plain share.
+    """
+    content = [p for p in passages if p.is_content]
+    method = document_method(content)
+    N = len(content)
+    out = []
+    if method == "ppi":
+        audited = [p for p in content if p.audit and p.source == "review"]
+        for cell in cells:
+            y = [float(cell.holds(p.labels)) for p in audited]
+            yhat = [cell.score(p.model) for p in audited]
+            yhat_all = [cell.score(p.model) for p in content]
+            e = ppi_share(y, yhat, yhat_all, confidence)
+            plain = sum(cell.holds(p.labels) for p in content) / N
+            out.append(Estimate(e.estimate, e.ci_low, e.ci_high, "ppi", e.n_audit, N, plain, e.lam))
+        return out
+    for cell in cells:
+        share = sum(cell.holds(p.labels) for p in content) / N if N else 0.0
+        exact = method == "human"
+        out.append(Estimate(share, share if exact else None, share if exact else None, method, 0, N, share))
+    return out
+
+
+def _estimate_columns(estimates: Sequence[Estimate]) -> dict[str, list]:
+    def r(x: float | None) -> float | None:
+        return None if x is None else round(float(x), 4)
+
+    return {
+        "estimate": [r(e.estimate) for e in estimates],
+        "ci_low": [r(e.ci_low) for e in estimates],
+        "ci_high": [r(e.ci_high) for e in estimates],
+        "method": [e.method for e in estimates],
+        "n_audit": [e.n_audit for e in estimates],
+    }
+
+
 def coded_passages(engine, model_version: str | None) -> list[CodedPassage]:
     """Every passage of every ingested document: reviewed labels override the model's."""
+    from pipeline.audit import audit_members
     from pipeline.review import reviewed_labels
     from pipeline.store import document_rows, load_classifications, load_passages
 
     reviews = reviewed_labels(engine)  # latest decision; on double-coded passages adjudication, else first coder
+    audit = set().union(*audit_members(engine).values())
     out = []
     for doc in document_rows(engine):
         if doc["status"] != "ok":
@@ -88,6 +216,8 @@ def coded_passages(engine, model_version: str | None) -> list[CodedPassage]:
                     tuple(labels.get("stakeholders") or ()),
                     source,
                     scores,
+                    model.get(p.id),
+                    p.id in audit,
                 )
             )
     return out
@@ -112,19 +242,23 @@ def _check_codebook(codebook: Codebook) -> None:
 
 
 def condition_matrix(
-    passages: Sequence[CodedPassage], codebook: Codebook, threshold: float = DEFAULT_CONFIDENCE_THRESHOLD
+    passages: Sequence[CodedPassage],
+    codebook: Codebook,
+    threshold: float = DEFAULT_CONFIDENCE_THRESHOLD,
+    confidence: float = DEFAULT_CONFIDENCE,
 ) -> pd.DataFrame:
     """Tidy long Tabel-1 matrix for one document; every cell present, empty cells as zero.
 
     Columns: doc_id, condition, interactie_type, stakeholder, polarity, n, share,
-    passage_ids, n_model_only, low_confidence. ``share`` is n over the
-    document's content passages.
+    passage_ids, n_model_only, low_confidence, and the estimate of the share with its
+    interval (estimate, ci_low, ci_high, method, n_audit; see ``estimate_cells``).
+    ``share`` is n over the document's content passages.
     """
     _check_codebook(codebook)
     content = [p for p in passages if p.is_content]
     doc_id = passages[0].doc_id if passages else ""
     stakeholders = [*codebook.ids("stakeholders"), NO_STAKEHOLDER]
-    records = []
+    records, cells = [], []
     for condition, itype in matrix_rows(codebook):
         for stakeholder in stakeholders:
             for polarity in SIGNS:
@@ -152,21 +286,24 @@ def condition_matrix(
                         "low_confidence": bool(confidences) and float(np.mean(confidences)) < threshold,
                     }
                 )
-    return pd.DataFrame.from_records(records)
+                cells.append(Cell(condition, polarity, itype, stakeholder))
+    frame = pd.DataFrame.from_records(records)
+    for column, values in _estimate_columns(estimate_cells(passages, cells, confidence)).items():
+        frame[column] = values
+    return frame
 
 
-def compact_matrix(passages: Sequence[CodedPassage], codebook: Codebook) -> pd.DataFrame:
-    """Condition × polarity: counts and shares of the document's content passages."""
+def compact_matrix(
+    passages: Sequence[CodedPassage], codebook: Codebook, confidence: float = DEFAULT_CONFIDENCE
+) -> pd.DataFrame:
+    """Condition × polarity: counts and shares of the document's content passages, with estimates."""
     content = [p for p in passages if p.is_content]
     doc_id = passages[0].doc_id if passages else ""
-    records = []
+    records, cells = [], []
     for condition in [*codebook.ids("conditions"), ""]:
         for polarity in codebook.ids("polarity"):
-            n = sum(
-                1
-                for p in content
-                if p.polarity == polarity and (condition in p.conditions if condition else not p.conditions)
-            )
+            cell = Cell(condition or None, polarity)
+            n = sum(1 for p in content if cell.holds(p.labels))
             records.append(
                 {
                     "doc_id": doc_id,
@@ -176,7 +313,11 @@ def compact_matrix(passages: Sequence[CodedPassage], codebook: Codebook) -> pd.D
                     "share": round(n / len(content), 4) if content else 0.0,
                 }
             )
-    return pd.DataFrame.from_records(records)
+            cells.append(cell)
+    frame = pd.DataFrame.from_records(records)
+    for column, values in _estimate_columns(estimate_cells(passages, cells, confidence)).items():
+        frame[column] = values
+    return frame
 
 
 def coverage(passages: Sequence[CodedPassage]) -> dict:
@@ -195,14 +336,22 @@ def coverage(passages: Sequence[CodedPassage]) -> dict:
 
 
 def sector_condition_polarity(
-    passages: Sequence[CodedPassage], codebook: Codebook, n_boot: int = 1000, seed: int = 0
+    passages: Sequence[CodedPassage],
+    codebook: Codebook,
+    n_boot: int = 1000,
+    seed: int = 0,
+    confidence: float = DEFAULT_CONFIDENCE,
 ) -> pd.DataFrame:
-    """Per sector, condition and polarity: n, per 100 content passages, bootstrap 95 % interval.
+    """Per sector, condition and polarity: n, per 100 content passages with a bootstrap 95 %
+    interval (``boot_low``, ``boot_high``), and the share's estimate with its interval
+    (``estimate``, ``ci_low``, ``ci_high``, ``method``, ``n_audit``; ``sector_cell_estimates``).
 
     The bootstrap resamples passages within each document (documents are the
     sampling units a study is made of), so a large document cannot borrow
-    passages from a small one.
+    passages from a small one. It treats the labels as data, so it says nothing
+    about the model's bias: that is what the estimate's interval is for.
     """
+    estimates = sector_cell_estimates(passages, codebook, confidence)
     rng = np.random.default_rng(seed)
     cells = [(c, p) for c in codebook.ids("conditions") for p in codebook.ids("polarity")]
     records = []
@@ -228,6 +377,7 @@ def sector_condition_polarity(
             else (np.zeros(len(cells)), np.zeros(len(cells)))
         )
         for k, (condition, polarity) in enumerate(cells):
+            e = estimates[sector][(condition, polarity)]
             records.append(
                 {
                     "sector": sector,
@@ -235,11 +385,78 @@ def sector_condition_polarity(
                     "polarity": polarity,
                     "n": int(counts[k]),
                     "per_100": round(float(per_100[k]), 2),
-                    "ci_low": round(float(low[k]), 2),
-                    "ci_high": round(float(high[k]), 2),
+                    "boot_low": round(float(low[k]), 2),
+                    "boot_high": round(float(high[k]), 2),
+                    "estimate": round(e.estimate, 4),
+                    "ci_low": None if e.ci_low is None else round(e.ci_low, 4),
+                    "ci_high": None if e.ci_high is None else round(e.ci_high, 4),
+                    "method": e.method,
+                    "n_audit": e.n_audit,
                 }
             )
     return pd.DataFrame.from_records(records)
+
+
+def _by_doc(passages: Sequence[CodedPassage], sector: str | None = None) -> dict[str, list[CodedPassage]]:
+    docs: dict[str, list[CodedPassage]] = {}
+    for p in passages:
+        if p.is_content and (sector is None or p.sector == sector):
+            docs.setdefault(p.doc_id, []).append(p)
+    return docs
+
+
+def sector_cell_estimates(
+    passages: Sequence[CodedPassage], codebook: Codebook, confidence: float = DEFAULT_CONFIDENCE
+) -> dict[str, dict[tuple[str, str], Estimate]]:
+    """Sector -> (condition, polarity) -> the share of the sector's content passages, documents
+    combined as strata of a stratified design (weights by content passages per document)."""
+    cells = [Cell(c, pol) for c in codebook.ids("conditions") for pol in codebook.ids("polarity")]
+    out: dict[str, dict[tuple[str, str], Estimate]] = {}
+    for sector in sorted({p.sector for p in passages if p.is_content}):
+        per_doc = [estimate_cells(doc, cells, confidence) for doc in _by_doc(passages, sector).values()]
+        out[sector] = {
+            (cell.condition, cell.polarity): combine([d[k] for d in per_doc], confidence)
+            for k, cell in enumerate(cells)
+        }
+    return out
+
+
+def sector_differences(
+    estimates: dict[str, dict[tuple[str, str], Estimate]], confidence: float = DEFAULT_CONFIDENCE
+) -> pd.DataFrame:
+    """Every pair of sectors, every condition × polarity: the difference in share with its interval.
+
+    This replaces the chi-square test wherever labels rest on the model: the test would
+    treat model labels as data and look confident about the model's bias."""
+    sectors = sorted(estimates)
+    records = []
+    for i, a in enumerate(sectors):
+        for b in sectors[i + 1 :]:
+            for key, ea in estimates[a].items():
+                d = difference(ea, estimates[b][key], confidence)
+                records.append(
+                    {
+                        "sector_a": a,
+                        "sector_b": b,
+                        "condition": key[0],
+                        "polarity": key[1],
+                        "share_a": round(ea.estimate, 4),
+                        "share_b": round(estimates[b][key].estimate, 4),
+                        "difference": round(d["difference"], 4),
+                        "ci_low": None if d["ci_low"] is None else round(d["ci_low"], 4),
+                        "ci_high": None if d["ci_high"] is None else round(d["ci_high"], 4),
+                        "method": d["method"],
+                    }
+                )
+    columns = ["sector_a", "sector_b", "condition", "polarity", "share_a", "share_b", "difference", "ci_low",
+               "ci_high", "method"]  # fmt: skip
+    return pd.DataFrame.from_records(records, columns=columns)
+
+
+def all_human(passages: Sequence[CodedPassage]) -> bool:
+    """Every content passage's labels come from an analyst (the only case a chi-square test may use)."""
+    content = [p for p in passages if p.is_content]
+    return bool(content) and all(p.source == "review" for p in content)
 
 
 def adjusted_residuals(observed: np.ndarray, expected: np.ndarray) -> np.ndarray:

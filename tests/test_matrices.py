@@ -156,9 +156,9 @@ def test_sector_table_per_100_and_bootstrap_intervals(tiny):
         (table.sector == "ouderenzorg") & (table.condition == "infrastructuur") & (table.polarity == "belemmerend")
     ].iloc[0]
     assert (row.n, row.per_100) == (2, 66.67)
-    assert 0 <= row.ci_low <= row.per_100 <= row.ci_high <= 100 and row.ci_low < row.ci_high
+    assert 0 <= row.boot_low <= row.per_100 <= row.boot_high <= 100 and row.boot_low < row.boot_high
     zero = table[(table.sector == "vg") & (table.condition == "competenties")]
-    assert (zero.n == 0).all() and (zero.ci_high == 0).all()
+    assert (zero.n == 0).all() and (zero.boot_high == 0).all()
 
 
 def test_chi_square_residuals_match_a_hand_calculation_and_warn_on_small_counts(tiny):
@@ -218,12 +218,20 @@ def test_outputs_and_golden_xlsx_layout(tiny, tmp_path):
         "n",
         "share",
         "passage_ids",
+        "estimate",
+        "ci_low",
+        "ci_high",
+        "method",
+        "n_audit",
     ]
     assert (
         pd.read_parquet(out / "matrices" / "matrices.parquet").n.sum() == 4 + 3
     )  # doca: a1, a2 twice, a4; docb: b1, b2 twice
     scp = pd.read_csv(out / "comparison" / "sector_condition_polarity.csv")
-    assert list(scp.columns) == ["sector", "condition", "polarity", "n", "per_100", "ci_low", "ci_high"]
+    assert list(scp.columns) == [
+        "sector", "condition", "polarity", "n", "per_100", "boot_low", "boot_high",
+        "estimate", "ci_low", "ci_high", "method", "n_audit",
+    ]  # fmt: skip
     html = (out / "report" / "index.html").read_text("utf-8")
     assert (
         "Document A" in html
