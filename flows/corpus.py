@@ -40,8 +40,9 @@ def transient(task, task_run, state) -> bool:
 
 
 @task(task_run_name="ingest {doc_id}", retries=2, retry_delay_seconds=1, retry_condition_fn=transient)
-def ingest_task(doc_id: str, corpus_dir: str, row: dict, store_url: str, max_pages: int) -> dict:
-    report = ingest_document(open_store(store_url), Path(corpus_dir), ManifestRow(**row), ExtractOptions(max_pages))
+def ingest_task(doc_id: str, corpus_dir: str, row: dict, store_url: str, max_pages: int, ocr: str = "auto") -> dict:
+    options = ExtractOptions(max_pages, ocr=ocr)
+    report = ingest_document(open_store(store_url), Path(corpus_dir), ManifestRow(**row), options)
     return report.to_json()
 
 
@@ -131,6 +132,7 @@ def corpus_flow(
     max_pages: int = 2000,
     show_progress: bool = True,
     guided_topics: bool = False,
+    ocr: str = "auto",
 ):
     """Reprocess the corpus: only what changed is redone; one broken document fails alone."""
     logger = get_run_logger()
@@ -150,7 +152,8 @@ def corpus_flow(
         report.unchanged += [r.doc_id for r in manifest.rows if r not in todo]
         bar = progress.add_task("inlezen", total=len(manifest.rows), completed=len(report.unchanged))
         ingests = {
-            ingest_task.submit(r.doc_id, corpus_dir, r.model_dump(), store_url, max_pages): r.doc_id for r in todo
+            ingest_task.submit(r.doc_id, corpus_dir, r.model_dump(), store_url, max_pages, ocr): r.doc_id
+            for r in todo
         }
         ready = list(report.unchanged)
         for future in as_completed(list(ingests)):

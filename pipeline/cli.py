@@ -32,6 +32,12 @@ class OutputFormat(StrEnum):
     json = "json"
 
 
+class OcrMode(StrEnum):
+    auto = "auto"
+    never = "never"
+    force = "force"
+
+
 def _settings(**overrides: object) -> Settings:
     from pipeline.settings import Settings
 
@@ -46,22 +52,27 @@ def _without_torch() -> None:
 
 @app.command()
 def extract(
-    paths: list[Path] = typer.Argument(..., help="PDF, DOCX or TXT files."),
+    paths: list[Path] = typer.Argument(..., help="PDF, DOCX, TXT, VTT or SRT files."),
     format: OutputFormat = typer.Option(
         OutputFormat.text, "--format", help="text: cleaned body text; json: document with passages."
     ),
     out: Path | None = typer.Option(None, "--out", help="Write one file per document here instead of printing."),
     workers: int | None = typer.Option(None, help="Parallel processes (default: cores, max 4)."),
     max_pages: int | None = typer.Option(None, help="Refuse documents with more pages than this."),
+    ocr: OcrMode | None = typer.Option(
+        None, "--ocr", help="Scanned pages: auto = OCR pages without a usable text layer, never, force = every page."
+    ),
 ) -> None:
     """Extract clean text and passages from documents."""
     _without_torch()
     from pipeline.corpus import write_atomic
     from pipeline.ingest import ExtractJob, ExtractOptions, extract_many
 
-    settings = _settings(workers=workers, max_pages=max_pages)
+    settings = _settings(workers=workers, max_pages=max_pages, ocr=ocr)
     results = extract_many(
-        [ExtractJob(str(p)) for p in paths], workers=settings.workers, options=ExtractOptions(settings.max_pages)
+        [ExtractJob(str(p)) for p in paths],
+        workers=settings.workers,
+        options=ExtractOptions(settings.max_pages, ocr=settings.ocr),
     )
     failed = 0
     for result in results:
@@ -95,9 +106,12 @@ def ingest(
     store: str | None = typer.Option(None, help="SQLAlchemy URL (default sqlite in outputs/)."),
     out: Path | None = typer.Option(None, help="Outputs folder (default outputs/)."),
     workers: int | None = typer.Option(None),
+    ocr: OcrMode | None = typer.Option(
+        None, "--ocr", help="Scanned pages: auto = OCR pages without a usable text layer, never, force = every page."
+    ),
 ) -> None:
     """Ingest the corpus into the store; unchanged files are skipped."""
-    settings = _settings(corpus_dir=corpus, store_url=store, out_dir=out, workers=workers)
+    settings = _settings(corpus_dir=corpus, store_url=store, out_dir=out, workers=workers, ocr=ocr)
     report = _ingest(settings)
     raise typer.Exit(code=0 if report.ok else 1)
 
@@ -110,7 +124,8 @@ def _ingest(settings: Settings) -> IngestReport:
     engine = open_store(settings.resolved_store_url())
     try:
         with console.status("Documenten inlezen …"):
-            report = ingest_corpus(settings.corpus_dir, engine, settings.workers, ExtractOptions(settings.max_pages))
+            options = ExtractOptions(settings.max_pages, ocr=settings.ocr)
+            report = ingest_corpus(settings.corpus_dir, engine, settings.workers, options)
     except IngestError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from None
@@ -126,6 +141,9 @@ def run(
     models: Path = typer.Option(Path("models"), help="Folder with the trained classifier."),
     workers: int | None = typer.Option(None, help="Processes for per-document tasks (default: cores, max 4)."),
     dask: str | None = typer.Option(None, "--dask", help="Run per-document tasks on this Dask scheduler address."),
+    ocr: OcrMode | None = typer.Option(
+        None, "--ocr", help="Scanned pages: auto = OCR pages without a usable text layer, never, force = every page."
+    ),
 ) -> None:
     """The main job, as a Prefect flow: ingest what changed, classify, write matrices and the report."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no telemetry calls from closed networks
@@ -133,7 +151,7 @@ def run(
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     from flows.corpus import corpus_flow, task_runner
 
-    settings = _settings(corpus_dir=corpus, out_dir=out, store_url=store, workers=workers, dask_address=dask)
+    settings = _settings(corpus_dir=corpus, out_dir=out, store_url=store, workers=workers, dask_address=dask, ocr=ocr)
     flow = corpus_flow.with_options(task_runner=task_runner(settings.workers, settings.dask_address))
     state = flow(
         str(settings.corpus_dir),
@@ -142,6 +160,7 @@ def run(
         str(models),
         settings.max_pages,
         guided_topics=settings.topics_guided,
+        ocr=settings.ocr,
         return_state=True,
     )
     report_path = settings.out_dir / "run_report.json"

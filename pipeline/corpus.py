@@ -13,7 +13,7 @@ import json
 import os
 import re
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -172,12 +172,20 @@ def row_is_current(engine: Engine, corpus_dir: Path, row: ManifestRow) -> bool:
     return is_current(engine, row.doc_id, file_sha256(Path(corpus_dir) / row.file), STAGE_VERSION)
 
 
+def with_ocr_cache(options: ExtractOptions, engine: Engine) -> ExtractOptions:
+    """Options whose OCR results are cached in this store (a warm run never OCRs again)."""
+    if options.ocr_cache_url or engine.url.database in (None, "", ":memory:"):
+        return options
+    return replace(options, ocr_cache_url=engine.url.render_as_string(hide_password=False))
+
+
 def ingest_document(
     engine: Engine, corpus_dir: Path, row: ManifestRow, options: ExtractOptions = ExtractOptions()
 ) -> IngestReport:
     """Ingest one manifest row unless the stored copy is current (same sha256 and stage version)."""
     report = IngestReport()
     path = Path(corpus_dir) / row.file
+    options = with_ocr_cache(options, engine)
     if row_is_current(engine, corpus_dir, row):
         report.unchanged.append(row.doc_id)
         return report
@@ -235,7 +243,7 @@ def ingest_corpus(
             report.unchanged.append(row.doc_id)
         else:
             jobs.append(ExtractJob(str(corpus_dir / row.file), row.doc_id, row.title or None))
-    for result in extract_many(jobs, workers=workers, options=options):
+    for result in extract_many(jobs, workers=workers, options=with_ocr_cache(options, engine)):
         assert result.job.doc_id is not None
         _store_result(engine, result, by_id[result.job.doc_id], report)
     return report

@@ -39,7 +39,7 @@ LANGUAGE = "nld"
 # A page whose text layer has fewer dictionary words than this share is read by OCR.
 MIN_DICTIONARY_SHARE = 0.2
 MIN_WORDS_FOR_TEXT_LAYER = 5
-OCRMYPDF_ARGS = ["--clean", "--deskew", "--rotate-pages", "--output-type", "pdf", "--optimize", "0", "--pdf-renderer", "sandwich"]
+OCRMYPDF_ARGS = ["--deskew", "--rotate-pages", "--output-type", "pdf", "--optimize", "0", "--pdf-renderer", "sandwich"]
 ENABLE_HINT = (
     "install Tesseract to read it by OCR (Debian/Ubuntu: apt-get install tesseract-ocr tesseract-ocr-nld "
     "ghostscript; macOS: brew install tesseract tesseract-lang ghostscript), or leave it out of the manifest"
@@ -142,7 +142,8 @@ def engine_id() -> str:
         version = first[0].split()[-1] if first else "unknown"
     import ocrmypdf
 
-    return f"tesseract-{version}/{LANGUAGE}/ocrmypdf-{ocrmypdf.__version__}/sandwich-deskew-rotate"[:80]
+    clean = "-clean" if _clean_args() else ""
+    return f"tesseract-{version}/{LANGUAGE}/ocrmypdf-{ocrmypdf.__version__}/sandwich-deskew-rotate{clean}"[:80]
 
 
 def run_ocr(
@@ -164,7 +165,7 @@ def run_ocr(
         command = [
             sys.executable, "-m", "ocrmypdf", "-q", "-l", LANGUAGE, "--force-ocr", "--keep-temporary-files",
             "--tesseract-config", "hocr", "--jobs", str(max(1, jobs)), "--pages", ",".join(map(str, pages)),
-            *OCRMYPDF_ARGS, str(path), str(out),
+            *OCRMYPDF_ARGS, *_clean_args(), str(path), str(out),
         ]  # fmt: skip
         env = {**os.environ, "TMPDIR": str(temp), "OMP_THREAD_LIMIT": "1"}
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True)
@@ -197,6 +198,11 @@ def run_ocr(
                     confidence=confidences.get(number, 0.0),
                 )
         return result
+
+
+def _clean_args() -> list[str]:
+    """unpaper removes speckles and scanner borders before OCR (``--clean``); optional."""
+    return ["--clean"] if shutil.which("unpaper") else []
 
 
 def _plain_word(word: dict) -> dict:
