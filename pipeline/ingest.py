@@ -8,10 +8,12 @@ raises :class:`IngestError` with a one-line reason that names the file.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from spacy.language import Language
 
 from pipeline.models import Block, Document, Passage, passage_id, text_hash
 from pipeline.nlp import load_glossary, make_nlp, sentence_spans
-from pipeline.ocr import OcrError, missing_tesseract, ocr_with_cache, pages_needing_ocr, stderr_progress
+from pipeline.ocr import ENABLE_HINT, OcrError, missing_tesseract, ocr_with_cache, pages_needing_ocr, stderr_progress
 from pipeline.pdf_layout import analyse_pdf, build_blocks, clean_text, join_lines
 from pipeline.transcripts import TranscriptError, docx_transcript_blocks, read_transcript, timestamped_text_blocks
 
@@ -72,24 +74,96 @@ def _ocr_pages(
         raise IngestError(path, str(exc)) from None
     if not todo:
         return {}, []
+    reason = missing_tesseract()
+    if reason:
+        if len(todo) == len(pdf.pages):
+            raise IngestError(path, f"PDF has no text layer (scanned image?); {reason}: {ENABLE_HINT}")
+        return {}, [f"{len(todo)} page(s) need OCR but {reason}: {', '.join(map(str, todo[:10]))}"]
     progress = stderr_progress(path.name) if options.ocr_progress else None
     sha256 = hashlib.sha256(data).hexdigest()
-    try:  # the store's cache first: a warm run needs no Tesseract at all
+    try:
         result, _ = ocr_with_cache(path, sha256, todo, options.ocr_cache_url, progress)
     except OcrError as exc:
-        if missing_tesseract() is None:
-            raise IngestError(path, str(exc)) from None  # OCR ran and failed
-        if len(todo) == len(pdf.pages):
-            raise IngestError(path, f"PDF has no text layer (scanned image?); {exc}") from None
-        return {}, [f"{len(todo)} page(s) need OCR ({', '.join(map(str, todo[:10]))}) but {exc}"]
+        raise IngestError(path, str(exc)) from None
     return result, []
 
 
 def _read_pdf_blocks_ocr(
     path: Path, data: bytes, options: ExtractOptions
 ) -> tuple[list[Block], int, list[str], dict[int, float]]:
-    if not data.lstrip()[:5].startswith(b"%PDF-"):
+    if b"%PDF-" not in data[:PDF_HEADER_WINDOW]:
         raise IngestError(path, f"not a PDF (file starts with {data[:8]!r})")
+    library_notes: list[str] = []
+    with _pdf_library_log(library_notes):
+        blocks, pages, warnings, confidence = _read_pdf_checked(path, data, options)
+    return blocks, pages, warnings + _library_warnings(library_notes), confidence
+
+
+# --------------------------------------------------------------------------- odd PDFs (issue 16)
+
+# Readers (Acrobat, pdfminer) accept junk before the header, such as a Ghostscript log
+# written into the same file, within the first kilobyte.
+PDF_HEADER_WINDOW = 1024
+MAX_LIBRARY_WARNINGS = 5
+
+
+class _Collect(logging.Handler):
+    def __init__(self, notes: list[str]) -> None:
+        super().__init__(logging.WARNING)
+        self.notes = notes
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.notes.append(record.getMessage().strip().splitlines()[0][:200])
+        except Exception:  # a malformed log call must not fail the file
+            self.notes.append(record.msg if isinstance(record.msg, str) else "?")
+
+
+@contextmanager
+def _pdf_library_log(notes: list[str]) -> Iterator[None]:
+    """pdfminer's (and pypdf's) log warnings while one file is read, collected instead of printed:
+    on stderr they carry no file name, so in a multi-file run they could not be tied to a file.
+    They become that document's warnings."""
+    loggers = [logging.getLogger(name) for name in ("pdfminer", "pdfplumber", "pypdf")]
+    handler = _Collect(notes)
+    saved = [(logger.propagate, logger.level) for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.propagate = False
+        if logger.level == logging.NOTSET or logger.level > logging.WARNING:
+            logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, (propagate, level) in zip(loggers, saved, strict=True):
+            logger.removeHandler(handler)
+            logger.propagate = propagate
+            logger.setLevel(level)
+
+
+def _library_warnings(notes: list[str]) -> list[str]:
+    """At most a few distinct PDF-library warnings, with a count of the rest."""
+    distinct = list(dict.fromkeys(notes))
+    out = [f"PDF library: {note}" for note in distinct[:MAX_LIBRARY_WARNINGS]]
+    if len(distinct) > MAX_LIBRARY_WARNINGS:
+        out.append(f"PDF library: {len(distinct) - MAX_LIBRARY_WARNINGS} more kinds of warning")
+    return out
+
+
+def _encrypted_without_id(pdf: pdfplumber.PDF) -> bool:
+    """An encrypted PDF whose trailer has no /ID: pdfminer then derives the key from an empty ID,
+    which for most files gives garbage or nothing instead of text."""
+    try:
+        trailers = [xref.get_trailer() for xref in pdf.doc.xrefs]
+    except Exception:
+        return False
+    encrypted = pdf.doc.encryption is not None or any("Encrypt" in t for t in trailers)
+    return encrypted and not any("ID" in t for t in trailers)
+
+
+def _read_pdf_checked(
+    path: Path, data: bytes, options: ExtractOptions
+) -> tuple[list[Block], int, list[str], dict[int, float]]:
     try:
         pdf = pdfplumber.open(path)
     except Exception as exc:  # pdfminer raises many unrelated types
@@ -109,6 +183,13 @@ def _read_pdf_blocks_ocr(
             raise
         except Exception as exc:
             raise IngestError(path, f"corrupt or truncated PDF ({_short(exc)})") from None
+        no_id = _encrypted_without_id(pdf)
+        if no_id and not any(layout.lines or layout.tables for layout in layouts):
+            raise IngestError(
+                path,
+                "encrypted PDF without an /ID in its trailer: no text could be decrypted; "
+                "decrypt it first (qpdf --decrypt IN OUT)",
+            )
         ocr_pages, ocr_warnings = _ocr_pages(path, data, pdf, layouts, options)
         if ocr_pages:  # again with the OCR'd pages: running headers are found across all pages
             layouts, warnings = analyse_pdf(pdf, {n: page.words for n, page in ocr_pages.items()})

@@ -3,6 +3,7 @@ output folders): each gets one line naming the file, and the rest still goes thr
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,94 @@ def test_classify_reports_each_bad_row_with_its_line_and_caps_a_huge_text(tmp_pa
     assert [line.split(": ")[2] for line in errors] == [f"line {n}" for n in range(2, 9)]
     assert sum(line.startswith("warning:") for line in errors) == 1
     assert [json.loads(line)["id"] for line in out.read_text("utf-8").splitlines()] == ["a", "lang", "7"]
+
+
+# --------------------------------------------------------------------------- odd PDFs
+
+
+def tiny_pdf(lines: list[str], extra_ops: bytes = b"") -> bytes:
+    """A one-page PDF written by hand (correct xref), with extra content-stream operators."""
+    shown = b" ".join(b"(" + line.encode("latin-1") + b") '" for line in lines)
+    content = b"BT /F1 11 Tf 72 760 Td 14 TL " + shown + b" ET " + extra_ops
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 4 0 R >> >> "
+        b"/Contents 5 0 R >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+        b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
+    ]
+    out, offsets = b"%PDF-1.4\n", []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    return out + b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+
+
+@cache
+def shared_nlp():
+    """One tokenizer pipeline for the PDF tests, built on first use."""
+    from pipeline.nlp import load_glossary, make_nlp
+
+    return make_nlp(load_glossary(), lemmas=False)
+
+
+LINES = [
+    "De huisarts en de wijkverpleging overleggen elke maand over kwetsbare ouderen.",
+    "Dat overleg werkt goed, zeggen de deelnemers uit de regio.",
+]
+
+
+def test_junk_before_the_pdf_header_is_read(tmp_path):
+    from pipeline.ingest import extract_document
+
+    path = tmp_path / "met-log.pdf"
+    path.write_bytes(b"GPL Ghostscript 10.00.0: Unrecoverable error, exit code 1\n" * 6 + tiny_pdf(LINES))
+    doc = extract_document(str(path), shared_nlp())
+    assert "kwetsbare ouderen" in doc.text
+    far = tmp_path / "te-ver.pdf"
+    far.write_bytes(b"x" * 5000 + tiny_pdf(LINES))
+    with pytest.raises(IngestError, match="not a PDF"):
+        extract_document(str(far), shared_nlp())
+
+
+def test_an_encrypted_pdf_without_id_is_reported_as_encrypted(tmp_path):
+    import re
+
+    from pypdf import PdfReader, PdfWriter
+
+    from pipeline.ingest import extract_document
+
+    from .conftest import make_pdf
+
+    blank = make_pdf(tmp_path / "leeg.pdf", [{"header": "", "lines": [], "footer": False}])
+    writer = PdfWriter()
+    for page in PdfReader(str(blank)).pages:
+        writer.add_page(page)
+    writer.encrypt(user_password="", owner_password="eigenaar", algorithm="AES-256")
+    encrypted = tmp_path / "versleuteld.pdf"
+    with encrypted.open("wb") as handle:
+        writer.write(handle)
+    data = encrypted.read_bytes()
+    found = re.search(rb"/ID\s*\[[^\]]*\]", data)
+    encrypted.write_bytes(data[: found.start()] + b" " * (found.end() - found.start()) + data[found.end() :])
+    with pytest.raises(IngestError) as refused:
+        extract_document(str(encrypted), shared_nlp())
+    assert "encrypted PDF without an /ID" in str(refused.value) and "no text layer" not in str(refused.value)
+
+
+def test_pdf_library_warnings_are_the_files_warnings_not_anonymous_stderr(tmp_path, capfd):
+    from pipeline.ingest import ExtractJob, extract_many
+
+    odd = tmp_path / "vreemd.pdf"
+    odd.write_bytes(tiny_pdf(LINES, b"/X w"))
+    plain = tmp_path / "gewoon.pdf"
+    plain.write_bytes(tiny_pdf(LINES))
+    capfd.readouterr()
+    first, second = extract_many([ExtractJob(str(odd)), ExtractJob(str(plain))], workers=1)
+    assert any("line width" in w for w in first.document.warnings)
+    assert not any("line width" in w for w in second.document.warnings)
+    assert "line width" not in capfd.readouterr().err
