@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from difflib import SequenceMatcher
+from pathlib import Path
 
 from sqlalchemy import DateTime, Float, Integer, MetaData, String, Table, Text, and_, insert, inspect, select
 from sqlalchemy.engine import Engine
@@ -324,7 +325,11 @@ def _report(doc_id: str, carries: Sequence[Carry], decided: set[str]) -> CarryRe
 
 
 def save_document_carrying(
-    engine: Engine, document: Document, row: ManifestRow | None, stage_version: str
+    engine: Engine,
+    document: Document,
+    row: ManifestRow | None,
+    stage_version: str,
+    corpus_root: Path | None = None,
 ) -> CarryReport:
     """Replace a document and its passages and carry everything that referenced the old passages,
     in one transaction (all of it lands or none). Returns the per-document report."""
@@ -347,7 +352,7 @@ def save_document_carrying(
         ]
         referenced = _referenced(s, [p.id for p in old]) if old else set()
         carries = match_passages(old_text, old, document.text, document.passages, wanted=referenced) if old else []
-        write_document(s, document, row, stage_version)
+        write_document(s, document, row, stage_version, corpus_root)
         decided = set(s.scalars(select(ReviewRow.passage_id).where(ReviewRow.passage_id.in_(list(referenced)))))
         if not carries:
             return CarryReport(document.doc_id)

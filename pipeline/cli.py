@@ -133,6 +133,20 @@ def _ingest(settings: Settings) -> IngestReport:
     return report
 
 
+def _reap_interrupted_runs() -> None:
+    """Stop the temporary Prefect server and workers a killed run left, then mark this run's own."""
+    from flows.ephemeral import mark_run, reap_orphans
+
+    left = reap_orphans()
+    if left:
+        typer.echo(
+            f"warning: stopped {len(left)} process(es) an interrupted mgz run left running "
+            f"(temporary Prefect server, workers): pid {', '.join(map(str, left))}",
+            err=True,
+        )
+    mark_run()
+
+
 @app.command()
 def run(
     corpus: Path | None = typer.Option(None, help="Corpus folder with manifest.csv (default corpus/)."),
@@ -149,6 +163,7 @@ def run(
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no telemetry calls from closed networks
     # The ephemeral server needs more than its default 20 s to start on a busy two-core machine.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    _reap_interrupted_runs()
     from flows.corpus import corpus_flow, task_runner
 
     settings = _settings(corpus_dir=corpus, out_dir=out, store_url=store, workers=workers, dask_address=dask, ocr=ocr)
@@ -199,6 +214,7 @@ def serve(
     temporary local server for as long as this process runs.
     """
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    _reap_interrupted_runs()
     from prefect import serve as prefect_serve
 
     from flows.corpus import corpus_deployment
@@ -851,6 +867,9 @@ def review_screen(
     store: str | None = typer.Option(None, help="SQLAlchemy URL (default sqlite in outputs/)."),
     out: Path | None = typer.Option(None, help="Outputs folder (default outputs/)."),
     models: Path = typer.Option(Path("models"), help="Folder with the model card (which classifications to show)."),
+    corpus: Path | None = typer.Option(
+        None, help="Folder with the source PDFs, when not where they were ingested from (PDF links)."
+    ),
     trusted_proxy: str | None = typer.Option(
         None, "--trusted-proxy", help="Address or network of the reverse proxy whose X-Forwarded-For names the client."
     ),
@@ -879,7 +898,12 @@ def review_screen(
     codebook = load_codebook()
     try:
         app_ = create_app(
-            engine, codebook, model_version=model_version, glossary=load_glossary(), trusted_proxy=trusted_proxy
+            engine,
+            codebook,
+            model_version=model_version,
+            glossary=load_glossary(),
+            trusted_proxy=trusted_proxy,
+            corpus_dir=corpus,
         )
     except ValueError as exc:
         typer.echo(f"error: --trusted-proxy: {exc}", err=True)

@@ -154,9 +154,11 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _store_result(engine: Engine, result: ExtractResult, row: ManifestRow, report: IngestReport) -> None:
+def _store_result(
+    engine: Engine, result: ExtractResult, row: ManifestRow, report: IngestReport, corpus_dir: Path | None = None
+) -> None:
     if result.document is not None:
-        carried = save_document_carrying(engine, result.document, row, STAGE_VERSION)
+        carried = save_document_carrying(engine, result.document, row, STAGE_VERSION, corpus_dir)
         report.ingested.append(row.doc_id)
         if carried.exact + carried.aligned + carried.relook + carried.removed:
             report.carried[row.doc_id] = carried.to_json()
@@ -190,7 +192,7 @@ def ingest_document(
         report.unchanged.append(row.doc_id)
         return report
     result = extract_many([ExtractJob(str(path), row.doc_id, row.title or None)], workers=1, options=options)[0]
-    _store_result(engine, result, row, report)
+    _store_result(engine, result, row, report, Path(corpus_dir))
     return report
 
 
@@ -245,7 +247,7 @@ def ingest_corpus(
             jobs.append(ExtractJob(str(corpus_dir / row.file), row.doc_id, row.title or None))
     for result in extract_many(jobs, workers=workers, options=with_ocr_cache(options, engine)):
         assert result.job.doc_id is not None
-        _store_result(engine, result, by_id[result.job.doc_id], report)
+        _store_result(engine, result, by_id[result.job.doc_id], report, corpus_dir)
     return report
 
 

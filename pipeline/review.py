@@ -641,6 +641,7 @@ class DocInfo:
     pages: int | None
     passage_ids: tuple[str, ...]
     content: int  # content passages (what the queue lists)
+    corpus_root: str | None = None  # where ``source`` is relative to (pipeline.store.source_path)
 
 
 @dataclass(frozen=True)
@@ -880,6 +881,7 @@ class ReviewIndex:
                 d.pages,
                 tuple(by_doc.get(d.doc_id, ())),
                 sum(items[p].is_content for p in by_doc.get(d.doc_id, ())),
+                d.corpus_root,
             )
             for d in docs_rows
         }

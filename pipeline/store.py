@@ -47,7 +47,7 @@ class DocumentRow(Base):
     __tablename__ = "documents"
 
     doc_id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    source: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(Text)  # relative to corpus_root when that is set
     sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     stage_version: Mapped[str | None] = mapped_column(String(40), nullable=True)
     status: Mapped[str] = mapped_column(String(20))  # ok | failed | retired
@@ -61,6 +61,8 @@ class DocumentRow(Base):
     text: Mapped[str | None] = mapped_column(Text, nullable=True)
     warnings: Mapped[list] = mapped_column(JSON, default=list)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The corpus folder (absolute) the document was read from; see source_path.
+    corpus_root: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class PassageRow(Base):
@@ -228,13 +230,44 @@ def save_document(engine: Engine, document: Document, row: ManifestRow | None, s
         write_document(s, document, row, stage_version)
 
 
-def write_document(s: Session, document: Document, row: ManifestRow | None, stage_version: str) -> None:
-    """Replace a document and its passages inside the caller's transaction (see ``pipeline.carry``)."""
+def source_path(source: str, corpus_root: str | None, corpus_dir: Path | None = None) -> Path:
+    """Where a stored document's file is: under ``corpus_dir`` when given (the corpus folder was
+    moved or is mounted elsewhere, ``mgz review --corpus``), else under the recorded corpus root;
+    a document stored before roots were recorded keeps its path as stored (relative to where
+    ``mgz`` ran then), looked up by file name under ``corpus_dir``."""
+    path = Path(source)
+    if corpus_dir is not None and not path.is_absolute():
+        return Path(corpus_dir) / (path if corpus_root else path.name)
+    if corpus_root and not path.is_absolute():
+        return Path(corpus_root) / path
+    return path
+
+
+def _relative_source(source: str, corpus_root: Path | None) -> tuple[str, str | None]:
+    """(source relative to the absolute corpus root, that root) for storing; as given without a root."""
+    if corpus_root is None:
+        return source, None
+    root = Path(corpus_root).resolve()
+    try:
+        return Path(source).resolve().relative_to(root).as_posix(), str(root)
+    except ValueError:  # not under the root: stored absolute
+        return str(Path(source).resolve()), str(root)
+
+
+def write_document(
+    s: Session, document: Document, row: ManifestRow | None, stage_version: str, corpus_root: Path | None = None
+) -> None:
+    """Replace a document and its passages inside the caller's transaction (see ``pipeline.carry``).
+
+    With ``corpus_root`` the source is stored relative to it and the root absolute, so links to
+    the file work from any folder (``source_path``)."""
+    source, root = _relative_source(document.source, corpus_root)
     s.execute(delete(PassageRow).where(PassageRow.doc_id == document.doc_id))
     s.merge(
         DocumentRow(
             doc_id=document.doc_id,
-            source=document.source,
+            source=source,
+            corpus_root=root,
             sha256=document.sha256,
             stage_version=stage_version,
             status="ok",
@@ -358,7 +391,9 @@ def document_rows(engine: Engine) -> list[dict]:
                 "doc_type": r.doc_type,
                 "year": r.year,
                 "study": r.study,
-                "source": r.source,
+                "source": str(source_path(r.source, r.corpus_root)),  # absolute where a root is known
+                "file": r.source,
+                "corpus_root": r.corpus_root,
             }
             for r in rows
         ]

@@ -1,5 +1,6 @@
 """Kill `mgz run` mid-flight with a signal, run it again: the same passages and outputs as an
-uninterrupted run, no duplicates, no half-written files."""
+uninterrupted run (every output file, byte for byte), no duplicates, no half-written files, and
+nothing the killed run started (its temporary Prefect server, its workers) left running."""
 
 from __future__ import annotations
 
@@ -65,14 +66,34 @@ def stored_passages(out: Path) -> int:
         return 0
 
 
+# Not outputs: the store itself, and the run's own log of what it did (a resumed run did less).
+NOT_OUTPUTS = ("mgz.sqlite", "mgz.sqlite-wal", "mgz.sqlite-shm", "run_report.json")
+
+
 def snapshot(out: Path) -> dict[str, bytes]:
-    files = [
-        *out.glob("passages/*.json"),
-        *out.glob("matrices/*.csv"),
-        *out.glob("comparison/*.csv"),
-        out / "comparison" / "chi_square.json",
-    ]
+    """Every output file (matrices.xlsx, topics/*, the report, figures …) with its bytes."""
+    files = [f for f in out.rglob("*") if f.is_file() and str(f.relative_to(out)) not in NOT_OUTPUTS]
     return {str(f.relative_to(out)): f.read_bytes() for f in files}
+
+
+def children(pid: int) -> dict[int, str]:
+    """pid -> command line of the direct children of ``pid`` (Linux /proc)."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == pid:
+                found[int(stat.parent.name)] = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def running(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def test_killed_run_resumes_to_the_same_result(tmp_path):
@@ -85,11 +106,22 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
     while stored_passages(tmp_path / "out") == 0 and victim.poll() is None and time.time() < deadline:
         time.sleep(0.2)
     assert victim.poll() is None, "the run finished before it could be interrupted"
-    os.killpg(victim.pid, signal.SIGKILL)  # mid-run: the first document is stored, the rest is not
-    victim.wait()
+    servers = [pid for pid, command in children(victim.pid).items() if "prefect.server.api.server" in command]
+    assert servers, "the run has no temporary Prefect server"
+    try:
+        os.kill(victim.pid, signal.SIGKILL)  # the run alone (as the OOM killer does): first document stored
+        victim.wait()
+        time.sleep(0.5)
+        assert all(running(pid) for pid in servers)  # what a killed run leaves behind
 
-    resumed = mgz_run(corpus, tmp_path / "out")
-    assert resumed.wait(timeout=600) == 0
+        resumed = mgz_run(corpus, tmp_path / "out")
+        assert resumed.wait(timeout=600) == 0
+        assert not any(running(pid) for pid in servers), "the killed run's Prefect server is still running"
+    finally:
+        try:
+            os.killpg(victim.pid, signal.SIGKILL)  # whatever is left of the killed run's process group
+        except ProcessLookupError:
+            pass
     with sqlite3.connect(tmp_path / "out" / "mgz.sqlite") as con:
         ids = [r[0] for r in con.execute("select id from passages")]
     assert len(ids) == len(set(ids))

@@ -63,6 +63,7 @@ from pipeline.review import (
     record_decision,
     same_labels,
 )
+from pipeline.store import source_path
 
 SESSION_COOKIE = "mgz_session"
 LOGIN_COOKIE = "mgz_login_csrf"
@@ -323,11 +324,13 @@ def create_app(
     trusted_proxy: str | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
     limiter: LoginLimiter | None = None,
+    corpus_dir: Path | None = None,
 ) -> FastAPI:
     """The review screen over ``engine``; ``model_version`` picks the classifications shown.
 
     ``trusted_proxy`` (an address or network) is the reverse proxy whose X-Forwarded-For
-    names the client for the login limit; without it the connection's address counts."""
+    names the client for the login limit; without it the connection's address counts.
+    ``corpus_dir`` is where the source files are when not in the corpus folder recorded at ingest."""
     if trusted_proxy:
         ipaddress.ip_network(trusted_proxy, strict=False)  # ValueError for something that is no address
     index = ReviewIndex(engine, codebook, model_version)
@@ -612,7 +615,7 @@ def create_app(
         ws = current(request)
         index.refresh()
         doc = index.docs.get(doc_id)
-        path = Path(doc.source) if doc else None
+        path = source_path(doc.source, doc.corpus_root, corpus_dir) if doc else None
         if path is None or path.suffix.lower() != ".pdf" or not path.is_file():
             return render(
                 request,
