@@ -89,12 +89,23 @@ def extract(
     raise typer.Exit(code=1 if failed else 0)
 
 
+def _carried_rows(table: Table, carried: dict[str, dict]) -> None:
+    """Per re-ingested document: how the analysts' decisions went onto the new passages."""
+    for doc_id, c in sorted(carried.items()):
+        table.add_row(
+            "beslissingen",
+            f"{doc_id}: {c['exact']} exact overgenomen, {c['aligned']} via uitlijning, "
+            f"{c['relook']} opnieuw bekijken, {c['removed']} tekst verdwenen, {c['lost']} verloren",
+        )
+
+
 def _print_report(report: IngestReport) -> None:
     table = Table(title="Ingest")
     table.add_column("status")
     table.add_column("documents")
     table.add_row("ingested", ", ".join(report.ingested) or "-")
     table.add_row("unchanged", ", ".join(report.unchanged) or "-")
+    _carried_rows(table, report.carried)
     console.print(table)
     for problem in report.failed:
         typer.echo(f"error: {problem}", err=True)
@@ -186,6 +197,7 @@ def run(
     for key in ("ingested", "unchanged", "retired"):
         table.add_row(key, ", ".join(summary.get(key, [])) or "-")
     table.add_row("classified", ", ".join(f"{d} ({n})" for d, n in summary.get("classified", {}).items()) or "-")
+    _carried_rows(table, summary.get("carried") or {})
     topics = summary.get("topics") or {}
     if "n_topics" in topics:
         reused = " (ongewijzigd)" if topics["reused"] else ""

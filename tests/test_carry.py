@@ -233,3 +233,26 @@ def _review_screen_shows_the_relook(engine, passage_id: str, old_text: str, old_
     assert "Opnieuw bekijken" in queue and f"/passages/{passage_id}" in queue
     page = client.get(f"/passages/{passage_id}?status=relook").text
     assert 'id="relook"' in page and old_memo in page and "Wlz" in page
+
+
+def test_mgz_ingest_reports_per_document_how_decisions_were_carried(tmp_path):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    name = "interview-2"
+    corpus = _corpus(tmp_path, name, ".txt")
+    (corpus / f"{name}.txt").write_text("\n\n".join(PARAGRAPHS), "utf-8")
+    store = f"sqlite:///{tmp_path / 's.sqlite'}"
+    args = ["ingest", "--corpus", str(corpus), "--store", store, "--workers", "1"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    memos = _decide_all(open_store(store), name)
+    (corpus / f"{name}.txt").write_text(
+        "\n\n".join([*PARAGRAPHS[:6], "Interviewer: Dank!"]),
+        "utf-8",  # the last turn rewritten wholly
+    )
+    result = CliRunner().invoke(app, args, terminal_width=300)
+    assert result.exit_code == 0, result.output
+    line = " ".join(result.output.replace("│", " ").split())  # the table may wrap the line
+    expected = f"{name}: {len(memos) - 1} exact overgenomen, 0 via uitlijning, 0 opnieuw bekijken, 1 tekst verdwenen"
+    assert expected in line and "0 verloren" in line, line
