@@ -46,6 +46,7 @@ from pipeline.codebook import Codebook
 from pipeline.corpus import write_atomic
 from pipeline.models import Passage
 from pipeline.store import DocumentRow, add_reviews, load_classifications, load_passages, session
+from pipeline.transcripts import origin_note
 
 PROJECT_NS = "urn:QDA-XML:project:1.0"
 CODEBOOK_NS = "urn:QDA-XML:codebook:1.0"
@@ -412,8 +413,9 @@ def _source_element(sources: etree._Element, doc: dict, selections: list[_Select
             creatingUser=user,
             creationDateTime=created,
         )
-        if sel.description:
-            _sub(node, "Description", text=sel.description)
+        description = "\n".join(filter(None, [origin_note(sel.passage), sel.description]))
+        if description:  # a transcript turn's time span and OCR go with the selection (pipeline.transcripts)
+            _sub(node, "Description", text=description)
         for field_id, label in coded:
             coding = _sub(
                 node,

@@ -370,7 +370,9 @@ labels van het model.</p>
 <h2>Corpus</h2>
 <table><tr><th>Document</th><th>Sector</th><th>Pagina's</th><th>Passages</th><th>Inhoudelijke passages</th>
 <th>Beoordeeld</th><th>Alleen model</th><th>Niet geclassificeerd</th></tr>
-{% for d in documents %}<tr><td>{{ d.title }}</td><td>{{ d.sector }}</td><td>{{ d.pages }}</td>
+{% for d in documents %}<tr><td>{{ d.title }}{% if d.ocr_passages %}
+<small>(scan: {{ d.ocr_passages }} passages met OCR gelezen)</small>{% endif %}</td>
+<td>{{ d.sector }}</td><td>{{ d.pages }}</td>
 <td>{{ d.coverage.passages }}</td><td>{{ d.coverage.content_passages }}</td><td>{{ d.coverage.reviewed }}</td>
 <td>{{ d.coverage.model_only }}</td><td>{{ d.coverage.unclassified }}</td></tr>{% endfor %}
 </table>
@@ -534,6 +536,7 @@ def write_html_report(
                 "title": doc.get("title") or doc_id,
                 "sector": doc.get("sector", ""),
                 "pages": doc.get("pages") or "",
+                "ocr_passages": doc.get("ocr_passages", 0),
                 "coverage": cov,
                 "coverage_line": coverage_line(cov),
                 "method": cov.get("method", "model"),

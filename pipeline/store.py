@@ -29,6 +29,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    func,
     select,
 )
 from sqlalchemy.engine import Engine
@@ -379,6 +380,8 @@ def document_rows(engine: Engine) -> list[dict]:
     """Every document with its status, for reports and the CLI."""
     with session(engine) as s:
         rows = s.scalars(select(DocumentRow).order_by(DocumentRow.doc_id))
+        ocr = select(PassageRow.doc_id, func.count()).where(PassageRow.ocr.is_(True)).group_by(PassageRow.doc_id)
+        ocr_counts = {doc_id: n for doc_id, n in s.execute(ocr)}
         return [
             {
                 "doc_id": r.doc_id,
@@ -391,6 +394,7 @@ def document_rows(engine: Engine) -> list[dict]:
                 "doc_type": r.doc_type,
                 "year": r.year,
                 "study": r.study,
+                "ocr_passages": ocr_counts.get(r.doc_id, 0),  # passages read by OCR from a scan
                 "source": str(source_path(r.source, r.corpus_root)),  # absolute where a root is known
                 "file": r.source,
                 "corpus_root": r.corpus_root,
@@ -555,3 +559,12 @@ def save_ocr(engine: Engine, sha256: str, ocr_engine: str, pages: dict) -> None:
             s.add(OcrCacheRow(sha256=sha256, engine=ocr_engine, pages=pages, created_at=_now()))
         else:
             row.pages = {**pages, **row.pages}
+
+
+def passage_origin(engine: Engine, passage_id: str) -> dict:
+    """Where a passage's text came from, for the review screen: OCR, and a transcript turn's time span."""
+    with session(engine) as s:
+        row = s.get(PassageRow, passage_id)
+        if row is None:
+            return {"ocr": False, "time_start": None, "time_end": None}
+        return {"ocr": bool(row.ocr), "time_start": row.time_start, "time_end": row.time_end}

@@ -74,6 +74,19 @@ def format_timestamp(seconds: float | None) -> str:
     return f"{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
+def origin_note(passage: object) -> str:
+    """One Dutch line on where a passage's text came from (a recording's time span, OCR), or ""."""
+    parts = []
+    start, end = getattr(passage, "time_start", None), getattr(passage, "time_end", None)
+    if start is not None:
+        span = format_timestamp(start) + (f"–{format_timestamp(end)}" if end is not None else "")
+        speaker = getattr(passage, "speaker", None)
+        parts.append(f"Tijd in de opname {span}" + (f" ({speaker})" if speaker else ""))
+    if getattr(passage, "ocr", False):
+        parts.append("tekst gelezen met OCR uit een scan")
+    return "; ".join(parts)
+
+
 # --------------------------------------------------------------------------- cleaning
 
 # Non-speech marks transcribers and caption tools put in the text; they carry no finding
@@ -439,6 +452,7 @@ __all__ = [
     "cues_to_blocks",
     "docx_transcript_blocks",
     "format_timestamp",
+    "origin_note",
     "parse_timestamp",
     "read_srt",
     "read_transcript",

@@ -63,7 +63,8 @@ from pipeline.review import (
     record_decision,
     same_labels,
 )
-from pipeline.store import source_path
+from pipeline.store import passage_origin, source_path
+from pipeline.transcripts import format_timestamp
 
 SESSION_COOKIE = "mgz_session"
 LOGIN_COOKIE = "mgz_login_csrf"
@@ -339,6 +340,7 @@ def create_app(
         autoescape=select_autoescape(default=True, default_for_string=True),
     )
     env.filters["glossed"] = glossing(glossary)
+    env.filters["timestamp"] = format_timestamp
     env.globals.update(
         codebook=codebook,
         statuses=STATUSES,
@@ -535,6 +537,7 @@ def create_app(
             "saved": request.query_params.get("opgeslagen"),
             "errors": [],
             "memo": "",
+            "origin": passage_origin(index.engine, pid),
             **extra,
         }
 
