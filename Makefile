@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench bench-ocr clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3.11 -m venv $(VENV) || python3 -m venv $(VENV)
@@ -24,6 +24,12 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/extract_speed.py
+
+# OCR of scanned PDFs needs system packages (not installable by pip):
+#   Debian/Ubuntu: sudo apt-get install tesseract-ocr tesseract-ocr-nld ghostscript unpaper
+#   macOS:         brew install tesseract tesseract-lang ghostscript unpaper
+bench-ocr: $(STAMP)
+	$(PY) bench/ocr_quality.py --dpi 200,300 --workers 2
 
 clean:
 	rm -rf outputs
