@@ -17,7 +17,8 @@ what references it onto the new passage:
    several old passages land on one (merged), or the words changed too much:
    the decision is not applied to the new text, but the new passage is queued
    in the review screen with the old text and decision shown;
-4. **removed** — none of the old passage's words is left.
+4. **removed** — none of the old passage's words is left and no new passage took
+   its place (a passage rewritten wholly between unchanged neighbours is a relook).
 
 Reviews are never moved or changed: a carried decision is a new row in
 ``reviews`` (same reviewer, time, labels and memo, ``carried_from`` naming the
@@ -160,9 +161,8 @@ def match_passages(
                 taken.add(new.id)
         else:
             rest += olds
-    rest = [p for p in rest if wanted is None or p.id in wanted]
-    if not rest:
-        return carries
+    if not any(wanted is None or p.id in wanted for p in rest):
+        return carries  # nothing refers to a passage whose text changed: no alignment needed
     alignment = align_texts(old_text, new_text)
     ordered = sorted(new_passages, key=lambda p: p.char_start)
     one_to_one: dict[str, list[int]] = defaultdict(list)
@@ -175,7 +175,39 @@ def match_passages(
         if len(indexes) > 1:
             for i in indexes:
                 carries[i] = Carry(carries[i].old_id, carries[i].new_id, "relook", carries[i].similarity)
-    return carries
+    return _rewritten_in_place(carries, old_passages, ordered, len(new_text))
+
+
+def _rewritten_in_place(
+    carries: list[Carry], old_passages: Sequence[Passage], ordered: Sequence[Passage], text_end: int
+) -> list[Carry]:
+    """An old passage none of whose words is left, but whose place between its neighbours is taken
+    by new passages nothing else went to, was rewritten there: relook onto those, not removed."""
+    by_id = {p.id: p for p in ordered}
+    where: dict[str, tuple[int, int]] = {}
+    for c in carries:
+        if c.new_id:
+            p = by_id[c.new_id]
+            start, end = where.get(c.old_id, (p.char_start, p.char_end))
+            where[c.old_id] = (min(start, p.char_start), max(end, p.char_end))
+    claimed = {c.new_id for c in carries if c.new_id}
+    old_order = sorted(old_passages, key=lambda p: p.char_start)
+    out = []
+    for c in carries:
+        if c.status != "removed":
+            out.append(c)
+            continue
+        k = next(i for i, p in enumerate(old_order) if p.id == c.old_id)
+        before = [where[p.id][1] for p in old_order[:k] if p.id in where]
+        after = [where[p.id][0] for p in old_order[k + 1 :] if p.id in where]
+        low, high = (before[-1] if before else 0), (after[0] if after else text_end)
+        gap = [p for p in ordered if p.char_start >= low and p.char_end <= high and p.id not in claimed]
+        if not gap:
+            out.append(c)
+            continue
+        old = next(p for p in old_order if p.id == c.old_id)
+        out += [Carry(c.old_id, p.id, "relook", _similarity(old.text, p.text)) for p in gap]
+    return out
 
 
 def _place(old: Passage, alignment: Alignment, ordered: Sequence[Passage], taken: set[str]) -> list[Carry]:

@@ -249,10 +249,28 @@ def test_mgz_ingest_reports_per_document_how_decisions_were_carried(tmp_path):
     memos = _decide_all(open_store(store), name)
     (corpus / f"{name}.txt").write_text(
         "\n\n".join([*PARAGRAPHS[:6], "Interviewer: Dank!"]),
-        "utf-8",  # the last turn rewritten wholly
+        "utf-8",  # the last turn rewritten wholly: a new look
     )
     result = CliRunner().invoke(app, args, terminal_width=300)
     assert result.exit_code == 0, result.output
     line = " ".join(result.output.replace("│", " ").split())  # the table may wrap the line
-    expected = f"{name}: {len(memos) - 1} exact overgenomen, 0 via uitlijning, 0 opnieuw bekijken, 1 tekst verdwenen"
+    expected = f"{name}: {len(memos) - 1} exact overgenomen, 0 via uitlijning, 1 opnieuw bekijken, 0 tekst verdwenen"
     assert expected in line and "0 verloren" in line, line
+
+
+def test_deleted_passage_is_removed_and_a_rewritten_one_needs_a_new_look():
+    a = "De huisarts kent de cliënt al jaren en weet wat er speelt."
+    b = "Over de financiering via de Wlz bestaat veel onduidelijkheid bij iedereen."
+    c = "Dat geeft zorgen bij de begeleiders in de avonduren."
+    old = [_p("a", 0, a), _p("b", len(a) + 2, b), _p("c", len(a) + len(b) + 4, c)]
+    old_text = f"{a}\n\n{b}\n\n{c}"
+    deleted = match_passages(old_text, old, f"{a}\n\n{c}", [_p("A", 0, a), _p("C", len(a) + 2, c)])
+    assert sorted((x.old_id, x.new_id, x.status) for x in deleted) == [
+        ("a", "A", "exact"),
+        ("b", None, "removed"),
+        ("c", "C", "exact"),
+    ]
+    other = "Geen idee, eerlijk gezegd."
+    new = [_p("A", 0, a), _p("X", len(a) + 2, other), _p("C", len(a) + len(other) + 4, c)]
+    rewritten = match_passages(old_text, old, f"{a}\n\n{other}\n\n{c}", new)
+    assert ("b", "X", "relook") in {(x.old_id, x.new_id, x.status) for x in rewritten}
