@@ -9,6 +9,7 @@ paragraphs where the line pitch opens up or the font changes.
 
 from __future__ import annotations
 
+import difflib
 import re
 import statistics
 import unicodedata
@@ -251,6 +252,8 @@ def analyse_pdf(
         layouts.append(layout)
 
     running = find_running_lines(pages_rows, heights) if len(pages_rows) > 1 else set()
+    # OCR reads the same header slightly differently from page to page: near matches count there.
+    ocr_running = find_running_lines_ocr(pages_rows, heights) if ocr_words and len(pages_rows) > 1 else []
     for layout, rows, height, page in zip(layouts, pages_rows, heights, pdf.pages, strict=True):
         kept: list[dict] = []
         for row in rows:
@@ -258,11 +261,49 @@ def analyse_pdf(
             text = " ".join(w["text"] for w in row).strip()
             if in_margin and (_normalised_margin_text(row) in running or PAGE_NUMBER.match(text)):
                 continue
+            if in_margin and layout.number in ocr_words and _ocr_margin_noise(text, ocr_running):
+                continue
             kept.extend(row)
         gutter = find_gutter(_word_rows(kept), float(page.width))
         layout.columns = 1 if gutter is None else 2
         layout.lines = _column_lines(layout.number, kept, gutter)
     return layouts, warnings
+
+
+def _letters(text: str) -> str:
+    return re.sub(r"[^a-zà-ÿ]+", "", text.lower())
+
+
+def _similar(a: str, b: str, ratio: float = 0.85) -> bool:
+    if a == b:
+        return True
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    return matcher.real_quick_ratio() >= ratio and matcher.quick_ratio() >= ratio and matcher.ratio() >= ratio
+
+
+def find_running_lines_ocr(pages_rows: list[list[list[dict]]], heights: list[float]) -> list[str]:
+    """Running headers/footers of OCR'd pages: margin lines (letters only) that nearly match
+    (difflib ratio >= 0.85) a margin line on at least half the pages, since OCR misreads a
+    character or adds a speckle as punctuation on some pages."""
+    margins = []
+    for rows, height in zip(pages_rows, heights, strict=True):
+        texts = {_letters(" ".join(w["text"] for w in row)) for row in rows if row[0]["top"] < height * 0.12}
+        texts |= {_letters(" ".join(w["text"] for w in row)) for row in rows if row[0]["bottom"] > height * 0.88}
+        margins.append({t for t in texts if len(t) >= 4})
+    threshold = max(2, int(0.5 * len(pages_rows) + 0.5))
+    running = []
+    for text in sorted(set().union(*margins)):
+        if sum(any(_similar(text, other) for other in page) for page in margins) >= threshold:
+            running.append(text)
+    return running
+
+
+def _ocr_margin_noise(text: str, running: list[str]) -> bool:
+    """A margin line of an OCR'd page that is a (misread) running line or page number."""
+    letters = _letters(text)
+    if not letters:
+        return len(text) <= 8  # "3.", "| 12", "- 4 -": a page number with specks
+    return any(_similar(letters, r) for r in running)
 
 
 def _inside(word: dict, box: tuple[float, float, float, float]) -> bool:
