@@ -89,13 +89,21 @@ def topics_task(store_url: str, out_dir: str, model_version: str | None, encoder
 
 
 @task(task_run_name="matrices, comparison and report")
-def outputs_task(store_url: str, out_dir: str, model_version: str | None) -> dict:
+def outputs_task(store_url: str, out_dir: str, model_version: str | None) -> tuple[dict, str | None]:
+    """Coverage per document, and None or the one-line reason the outputs could not be written
+    (a full disk or read-only folder: the previous outputs are left whole)."""
+    from pipeline.outputs import OutputError
     from pipeline.report import build_outputs, write_passages
 
     engine = open_store(store_url)
-    write_passages(engine, Path(out_dir), model_version)
-    result = build_outputs(engine, load_codebook(), Path(out_dir), model_version)
-    return result["coverage"]
+    try:
+        write_passages(engine, Path(out_dir), model_version)
+        result = build_outputs(engine, load_codebook(), Path(out_dir), model_version)
+    except OutputError as exc:
+        return {}, str(exc)
+    except OSError as exc:  # the passages files: written one by one, each atomically
+        return {}, f"{out_dir}: outputs not written ({exc.strerror or type(exc).__name__})"
+    return result["coverage"], None
 
 
 def _encoder_key(models_dir: Path) -> str:
@@ -187,8 +195,10 @@ def corpus_flow(
         bar = progress.add_task("thema's en rapport", total=2)
         topics = topics_task(store_url, out_dir, model_version, _encoder_key(Path(models_dir)), guided_topics)
         progress.advance(bar)
-        coverage = outputs_task(store_url, out_dir, model_version)
+        coverage, outputs_error = outputs_task(store_url, out_dir, model_version)
         progress.advance(bar)
+    if outputs_error:
+        failures["outputs"] = outputs_error
 
     summary = {
         **report.to_json(),
@@ -198,7 +208,10 @@ def corpus_flow(
         "coverage": coverage,
         "topics": topics,
     }
-    write_json(Path(out_dir) / "run_report.json", summary)
+    try:
+        write_json(Path(out_dir) / "run_report.json", summary)
+    except OSError as exc:
+        failures["run_report.json"] = f"not written ({exc.strerror or type(exc).__name__})"
     logger.info("ingested %s, unchanged %s, classified %s", report.ingested, report.unchanged, classified)
     if failures:
         message = "; ".join(f"{doc}: {reason}" for doc, reason in sorted(failures.items()))

@@ -259,8 +259,14 @@ def _outputs(settings: Settings, models: Path, report: bool) -> None:
 
     codebook = load_codebook()
     engine = open_store(settings.resolved_store_url())
-    with console.status("Matrices en rapport schrijven …"):
-        result = build_outputs(engine, codebook, settings.out_dir, _model_version(models, codebook), report)
+    from pipeline.outputs import OutputError
+
+    try:
+        with console.status("Matrices en rapport schrijven …"):
+            result = build_outputs(engine, codebook, settings.out_dir, _model_version(models, codebook), report)
+    except OutputError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=2) from None
     for doc_id, cov in result["coverage"].items():
         console.print(
             f"{doc_id}: {cov['content_passages']} inhoudelijke passages, {cov['reviewed']} beoordeeld, "

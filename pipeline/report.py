@@ -688,21 +688,45 @@ def build_outputs(
     models_dir: Path | None = None,
 ) -> dict:
     """Matrices (``out_dir/matrices``), comparison (``out_dir/comparison``) and, with ``report``,
-    the HTML report (``out_dir/report/index.html``), all from the store."""
-    from pipeline.classify import read_card
+    the HTML report (``out_dir/report/index.html``), all from the store.
+
+    Written into a staging folder and swapped in whole (:mod:`pipeline.outputs`): a full
+    disk or read-only folder raises ``OutputError`` with the previous outputs intact."""
     from pipeline.matrices import coded_passages
+    from pipeline.outputs import staged_outputs
     from pipeline.store import document_rows
-    from pipeline.topics import topic_view
 
     passages = coded_passages(engine, model_version)
     docs = [d for d in document_rows(engine) if d["status"] == "ok"]
+    folders = ("matrices", "comparison", "report") if report else ("matrices",)
+    with staged_outputs(Path(out_dir), folders) as staging:  # all or nothing: no half-written outputs
+        return _write_outputs(
+            staging, Path(out_dir), passages, docs, codebook, model_version, report, threshold, models_dir
+        )
+
+
+def _write_outputs(
+    staging: Path,
+    out_dir: Path,
+    passages: list,
+    docs: list[dict],
+    codebook: Codebook,
+    model_version: str | None,
+    report: bool,
+    threshold: float,
+    models_dir: Path | None,
+) -> dict:
+    """build_outputs' work, writing under ``staging``; the topics are read from the real ``out_dir``."""
+    from pipeline.classify import read_card
+    from pipeline.topics import topic_view
+
     titles = {d["doc_id"]: d["title"] or d["doc_id"] for d in docs}
-    written = write_matrices(passages, codebook, out_dir / "matrices", titles, threshold)
+    written = write_matrices(passages, codebook, staging / "matrices", titles, threshold)
     result = {"coverage": written["coverage"]}
     if report:
-        comparison = write_comparison(passages, codebook, out_dir / "comparison")
+        comparison = write_comparison(passages, codebook, staging / "comparison")
         write_html_report(
-            out_dir / "report" / "index.html",
+            staging / "report" / "index.html",
             passages,
             codebook,
             docs,

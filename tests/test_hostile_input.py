@@ -224,3 +224,92 @@ def test_pdf_library_warnings_are_the_files_warnings_not_anonymous_stderr(tmp_pa
     assert any("line width" in w for w in first.document.warnings)
     assert not any("line width" in w for w in second.document.warnings)
     assert "line width" not in capfd.readouterr().err
+
+
+# --------------------------------------------------------------------------- full or read-only output folders
+
+
+@pytest.fixture()
+def small_disk(tmp_path):
+    """A 1 MiB tmpfs (root only); yields (mount point, remount-read-only function)."""
+    import os
+    import subprocess
+
+    point = tmp_path / "schijf"
+    point.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(point)]).returncode:
+        pytest.skip("needs root to mount a small tmpfs")
+
+    def read_only() -> None:
+        subprocess.run(["mount", "-o", "remount,ro", str(point)], check=True)
+
+    try:
+        yield point, read_only
+    finally:
+        subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+def previous_outputs(out: Path) -> dict[Path, bytes]:
+    files = {
+        out / "matrices" / "oud-document.csv": b"uit de vorige run\n",
+        out / "matrices" / "coverage.json": b"{}\n",
+        out / "report" / "index.html": b"<p>vorig rapport</p>\n",
+    }
+    for path, data in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return files
+
+
+def tree(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def test_a_full_disk_leaves_the_previous_outputs_whole(tmp_path, small_disk):
+    from pipeline.codebook import load_codebook
+    from pipeline.outputs import OutputError
+    from pipeline.report import build_outputs
+
+    from .test_matrices import MODEL, build_tiny_store
+
+    point, _ = small_disk
+    engine = build_tiny_store(tmp_path)
+    out = point / "outputs"
+    files = previous_outputs(out)
+    before = tree(out)
+    filler = point / "vulling"
+    with filler.open("wb", buffering=0) as handle:  # fill the disk to its last byte
+        try:
+            while True:
+                handle.write(b"\0" * 4096)
+        except OSError:
+            pass
+    with pytest.raises(OutputError) as refused:
+        build_outputs(engine, load_codebook(), out, MODEL)
+    message = str(refused.value)
+    assert message.startswith(f"{out}: ") and "left as they were" in message and "\n" not in message
+    assert tree(out) == before and all(path.read_bytes() == data for path, data in files.items())
+    filler.unlink()  # space again: the new outputs replace the old folders whole
+    build_outputs(engine, load_codebook(), out, MODEL)
+    assert not (out / "matrices" / "oud-document.csv").exists() and (out / "matrices" / "doca.csv").exists()
+    assert "vorig rapport" not in (out / "report" / "index.html").read_text("utf-8")
+    assert not any(p.name.startswith(".staging-") for p in out.iterdir())
+
+
+def test_a_read_only_output_folder_is_one_line_and_changes_nothing(tmp_path, small_disk):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    from .test_matrices import build_tiny_store
+
+    point, read_only = small_disk
+    engine = build_tiny_store(tmp_path)
+    out = point / "outputs"
+    files = previous_outputs(out)
+    read_only()
+    result = CliRunner().invoke(app, ["report", "--out", str(out), "--store", str(engine.url)])
+    assert result.exit_code == 2, result.output
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: {out}: ") and "Read-only" in line
+    assert all(path.read_bytes() == data for path, data in files.items())
