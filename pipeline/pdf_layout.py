@@ -221,7 +221,7 @@ def analyse_pdf(
     see ``pipeline.ocr``) replaces those pages' own text layer, so OCR output
     goes through the same header, column and paragraph analysis.
     """
-    ocr_words = ocr_words or {}
+    ocr_words = {n: _ocr_bullets(words) for n, words in _snap_ocr_sizes(ocr_words or {}).items()}
     warnings: list[str] = []
     pages_words: list[list[dict]] = []
     pages_rows: list[list[list[dict]]] = []
@@ -268,6 +268,38 @@ def analyse_pdf(
         layout.columns = 1 if gutter is None else 2
         layout.lines = _column_lines(layout.number, kept, gutter)
     return layouts, warnings
+
+
+def _snap_ocr_sizes(ocr_words: Mapping[int, list[dict]]) -> dict[int, list[dict]]:
+    """OCR'd words get a size from their line's box, which grows with ascenders and descenders
+    (9, 10, 11 pt on lines of one paragraph). Sizes within -20 %/+25 % of the body size become
+    the body size, so only clearly larger lines count as headings or font changes."""
+    sizes = Counter()
+    for words in ocr_words.values():
+        for w in words:
+            sizes[round(float(w["size"]), 1)] += len(w["text"])
+    if not sizes:
+        return dict(ocr_words)
+    body = sizes.most_common(1)[0][0]
+    return {
+        number: [{**w, "size": body} if 0.8 * body <= float(w["size"]) <= 1.25 * body else w for w in words]
+        for number, words in ocr_words.items()
+    }
+
+
+# What Tesseract makes of a printed bullet (•) at the start of a line.
+OCR_BULLETS = {"*", "«", "»", "°", "©", "®", "¢", "e", "o", "+", "•", "·"}
+
+
+def _ocr_bullets(words: list[dict]) -> list[dict]:
+    """A lone bullet look-alike opening a line of an OCR'd page is the bullet it was printed as."""
+    out = [dict(w) for w in words]
+    by_id = {id(w): w for w in out}
+    for row in _word_rows(out):
+        first = row[0]
+        if len(row) > 1 and first["text"] in OCR_BULLETS and row[1]["text"][:1].isupper():
+            by_id[id(first)]["text"] = "•"
+    return out
 
 
 def _letters(text: str) -> str:
