@@ -23,6 +23,7 @@ import io
 import json
 import os
 import random
+import resource
 import sys
 import tempfile
 import time
@@ -76,6 +77,12 @@ def make_scan(source: Path, target: Path, dpi: int, seed: int) -> int:
     return len(images)
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU of this process and its finished children (ocrmypdf, Tesseract)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def _cached(cache_url: str, scan: Path) -> bool:
     from pipeline.ocr import engine_id
     from pipeline.store import cached_ocr, open_store
@@ -105,14 +112,14 @@ def main() -> None:
             else:
                 pages += make_scan(CORPUS / f"{doc_id}.pdf", scan, dpi, seed=seed)
             jobs.append(ExtractJob(str(scan), doc_id))
-        started = time.perf_counter()
         # OCR results go to a cache store next to the scans (for looking at them afterwards);
         # a scan found there was not OCR'd in this run and its time is no OCR speed.
         cache_url = f"sqlite:///{out / 'ocr-cache.sqlite'}"
         warm = [job.path for job in jobs if _cached(cache_url, Path(job.path))]
         options = ExtractOptions(ocr="auto", ocr_progress=False, ocr_cache_url=cache_url)
+        started, cpu_before = time.perf_counter(), _cpu_seconds()
         extracted = extract_many(jobs, workers=args.workers, options=options)
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu_before
         for result in extracted:
             if result.document is None:
                 print(f"{result.job.path}: {result.error}", file=sys.stderr)
@@ -140,6 +147,10 @@ def main() -> None:
             print(json.dumps(row), flush=True)
         speed = {"dpi": dpi, "pages": pages, "seconds": round(seconds, 1), "pages_per_s": round(pages / seconds, 3)}
         speed["from_cache"] = warm
+        # CPU time (this process and its OCR subprocesses) does not depend on what else runs on
+        # the machine: 2 / cpu_s_per_page is the pages/s two otherwise idle cores would reach.
+        speed["cpu_s_per_page"] = round(cpu / pages, 2)
+        speed["idle_2core_pages_per_s"] = round(2 * pages / cpu, 3) if cpu else None
         speed["load_average"] = os.getloadavg()[0]
         results.append({"speed": speed, "workers": args.workers})
         print(json.dumps({"speed": speed, "workers": args.workers}), flush=True)
