@@ -22,7 +22,7 @@ from spacy.language import Language
 
 from pipeline.models import Block, Document, Passage, passage_id, text_hash
 from pipeline.nlp import load_glossary, make_nlp, sentence_spans
-from pipeline.ocr import ENABLE_HINT, OcrError, missing_tesseract, ocr_with_cache, pages_needing_ocr, stderr_progress
+from pipeline.ocr import OcrError, missing_tesseract, ocr_with_cache, pages_needing_ocr, stderr_progress
 from pipeline.pdf_layout import analyse_pdf, build_blocks, clean_text, join_lines
 from pipeline.transcripts import TranscriptError, docx_transcript_blocks, read_transcript, timestamped_text_blocks
 
@@ -74,17 +74,16 @@ def _ocr_pages(
         raise IngestError(path, str(exc)) from None
     if not todo:
         return {}, []
-    reason = missing_tesseract()
-    if reason:
-        if len(todo) == len(pdf.pages):
-            raise IngestError(path, f"PDF has no text layer (scanned image?); {reason}: {ENABLE_HINT}")
-        return {}, [f"{len(todo)} page(s) need OCR but {reason}: {', '.join(map(str, todo[:10]))}"]
     progress = stderr_progress(path.name) if options.ocr_progress else None
     sha256 = hashlib.sha256(data).hexdigest()
-    try:
+    try:  # the store's cache first: a warm run needs no Tesseract at all
         result, _ = ocr_with_cache(path, sha256, todo, options.ocr_cache_url, progress)
     except OcrError as exc:
-        raise IngestError(path, str(exc)) from None
+        if missing_tesseract() is None:
+            raise IngestError(path, str(exc)) from None  # OCR ran and failed
+        if len(todo) == len(pdf.pages):
+            raise IngestError(path, f"PDF has no text layer (scanned image?); {exc}") from None
+        return {}, [f"{len(todo)} page(s) need OCR ({', '.join(map(str, todo[:10]))}) but {exc}"]
     return result, []
 
 
