@@ -112,7 +112,10 @@ def main() -> None:
                 )
     worst = min(results, key=lambda r: r["coverage_ppi"])
     narrower = sum(r["width_ppi"] <= r["width_classical"] + 1e-9 for r in results)
-    print(f"\nlowest PPI++ coverage: {worst['coverage_ppi']:.3f} ({worst['doc_id']}, {worst['label']}, {worst['audit']})")
+    print(
+        f"\nlowest PPI++ coverage: {worst['coverage_ppi']:.3f} "
+        f"({worst['doc_id']}, {worst['label']}, {worst['audit']})"
+    )
     print(f"PPI++ no wider than classical on average in {narrower}/{len(results)} settings")
     for size in SIZES:
         part = [r for r in results if r["audit"] == size]

@@ -15,6 +15,8 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from pipeline.cli_estimate import audit_app
+from pipeline.cli_estimate import estimate as estimate_command
 from pipeline.codebook import load_codebook
 
 if TYPE_CHECKING:
@@ -782,6 +784,12 @@ def _print_import_report(report) -> None:
 
 
 # --------------------------------------------------------------------------- review screen and its users
+
+# --------------------------------------------------------------------------- audit sample and estimates
+
+app.add_typer(audit_app, name="audit")
+app.command("estimate")(estimate_command)
+
 
 users_app = typer.Typer(help="Accounts for the review screen: analysts and admins.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
