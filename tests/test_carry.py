@@ -7,7 +7,7 @@ import shutil
 from dataclasses import replace
 
 from pypdf import PdfReader, PdfWriter
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from pipeline.carry import PassageCarryRow, match_passages, pending_relooks
 from pipeline.corpus import ingest_corpus
@@ -151,6 +151,18 @@ def test_edited_transcript_carries_by_alignment_and_queues_the_rest(tmp_path):
     ingest_corpus(corpus, engine, workers=1)
     memos = _decide_all(engine, name)
     old = {p.text: p.id for p in load_passages(engine, name)}
+    typo_id = next(pid for t, pid in old.items() if "bereikbaarhied" in t)
+    with session(engine) as s:  # the typo passage is in an audit sample too (issue 18's tables)
+        s.execute(
+            text(
+                "insert into audit_draws (id, rule, value, seed, blind, drawn_by, created_at) "
+                "values (1, 'share', 0.1, 7, 0, 'chris', '2026-12-01 10:00:00')"
+            )
+        )
+        s.execute(
+            text("insert into audit_members (passage_id, draw_id, doc_id, probability) values (:p, 1, :d, 0.1)"),
+            {"p": typo_id, "d": name},
+        )
 
     fixed = list(PARAGRAPHS)
     fixed[5] = (
@@ -169,6 +181,9 @@ def test_edited_transcript_carries_by_alignment_and_queues_the_rest(tmp_path):
     typo_old = next(t for t in old if "bereikbaarhied" in t)
     typo_new = next(t for t in new if "bereikbaarheid" in t)
     assert counted[typo_new] == memos[old[typo_old]]
+    with session(engine) as s:
+        members = set(s.execute(text("select passage_id from audit_members")).scalars())
+    assert members == {typo_id, new[typo_new]}  # the sample membership followed the passage
     rewritten = next(t for t in new if "doolhof" in t)
     assert rewritten not in counted  # the old decision does not silently count on other words
     pending = pending_relooks(engine)
