@@ -1,6 +1,7 @@
-"""Fit time of the topic model: the bundled corpus and the corpus replicated ×10 (distinct passage ids),
-with passage embeddings already in the store's cache and without, all in one run. Ratios are against
-the first measurement (bundled corpus, cached), taken in this same process.
+"""Fit time of the topic model (the extra seed fits that flag unstable themes timed apart): the bundled
+corpus and the corpus replicated ×10 (distinct passage ids), with passage embeddings already in the
+store's cache and without, all in one run. Ratios are against the first
+measurement (bundled corpus, cached), taken in this same process.
 
 The ×10 copies repeat the texts, so the embedding cache (keyed by text hash) embeds each text once:
 "uncached" ×10 costs one embedding pass of the bundled corpus plus the ×10 fit.
@@ -18,7 +19,7 @@ from dataclasses import replace
 
 from pipeline.embeddings import embed, make_encoder
 from pipeline.store import open_store
-from pipeline.topics import TopicParams, cached_backend, fit_topics, topic_passages
+from pipeline.topics import TopicParams, cached_backend, fit_topics, seed_stability, topic_passages
 
 
 def timed_fit(passages, engine, encoder) -> tuple[float, dict]:
@@ -27,9 +28,14 @@ def timed_fit(passages, engine, encoder) -> tuple[float, dict]:
     embedded = time.perf_counter() - start
     params = TopicParams.for_corpus(len(passages))
     result = fit_topics(passages, embeddings, params, cached_backend(encoder, engine), encoder.name)
+    fitted = time.perf_counter() - start
+    seed_stability(result, embeddings, cached_backend(encoder, engine))  # what build_topics adds per fit
     total = time.perf_counter() - start
     return total, {
         "embed_s": round(embedded, 1),
+        "fit_s": round(fitted - embedded, 1),
+        "stability_s": round(total - fitted, 1),
+        "seed_runs": params.seed_runs,
         "topics": len(set(result.topics) - {-1}),
         "outliers": result.outliers_after,
         "min_topic_size": params.min_topic_size,

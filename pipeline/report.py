@@ -442,22 +442,9 @@ onafhankelijkheid te verwachten is.</p>
 {% for d in documents %}<h3>Heatmap: {{ d.title }}</h3>
 <img alt="Heatmap {{ d.title }}" src="data:image/png;base64,{{ d.heatmap }}">{% endfor %}
 
-<h2>Thema's uit de documenten zelf (inductief, BERTopic)</h2>
-{% if topics %}
-<p class="caption">{{ topics.summary.n_topics }} thema's over {{ topics.summary.n_passages }} inhoudelijke passages,
-gevonden zonder het codeerschema. {{ "%.0f"|format(100 * topics.summary.outliers_after_reduction) }} % van de passages
-past bij geen enkel thema (vóór toewijzing op gelijkenis
-{{ "%.0f"|format(100 * topics.summary.outliers_before_reduction) }} %).
-Per thema het aandeel van de passages van elke sector, en de systeemvoorwaarde waar het thema het vaakst onder valt;
-een thema met een groot aandeel "geen voorwaarde" is iets wat het framework niet vangt.</p>
-<img alt="Aandeel passages per thema, per sector" src="data:image/png;base64,{{ topic_heatmap }}">
-<table><tr><th>Thema</th><th>n</th>{% for s in topics.sectors %}<th>{{ s }}</th>{% endfor %}<th>Vaakst onder</th>
-<th>Geen voorwaarde</th><th>Woorden</th></tr>
-{% for r in topics.rows %}<tr><td>{{ r.label }}</td><td>{{ r.size }}</td>{% for s in topics.sectors %}
-<td>{{ "%.0f"|format(100 * r.sectors[s]) }} %</td>{% endfor %}
-<td>{{ r.condition }} ({{ "%.0f"|format(100 * r.condition_share) }} %)</td>
-<td>{{ "%.0f"|format(100 * r.no_condition_share) }} %</td><td>{{ r.words }}</td></tr>{% endfor %}</table>
-{% else %}<p class="warn">Geen thema's: het corpus is te klein voor een topicmodel,
+{# Inductive themes compared across sectors: rendered by pipeline/theme_report.py (issue 23). #}
+{% if topics %}{{ topics.section }}{% else %}<h2>Thema's uit de documenten zelf (inductief, BERTopic)</h2>
+<p class="warn">Geen thema's: het corpus is te klein voor een topicmodel,
 of `mgz topics` is nog niet gedraaid.</p>
 {% endif %}
 </body></html>

@@ -12,10 +12,19 @@ conditions. Design choices, each for a reason:
   letter (``patiënten`` → ``patinten``). Topic words come from a
   CountVectorizer with spaCy's Dutch stop words plus report boilerplate, and a
   token pattern that keeps Dutch letters and drops numbers (page numbers).
-- Clusters: HDBSCAN's "leaf" selection with a small ``min_samples``. The
-  default "eom" selection scores a higher NPMI here but makes umbrella topics
-  of a document's register (two of 21 % each); leaf clusters stay even
-  (bench/topics_quality.py, docs/topics-evaluation.csv).
+- Themes, not documents (issue 23): on a few documents of different genres the raw
+  embedding space separates documents first. The clustering therefore sees each
+  document's passages with the document's mean vector taken out, whitened over the
+  corpus, and UMAP gets a neighbour graph with each passage's neighbours drawn from
+  every document in equal numbers (pipeline/topic_space.py); topic words must occur
+  in at least two documents, so one study's jargon and names cannot label a theme.
+- Clusters: HDBSCAN's "leaf" selection with a small ``min_samples``, at most
+  0.625·√n themes (25 here). Every step was measured against today's setting on
+  what a cross-sector comparison needs (bench/topics_quality.py,
+  docs/topics-evaluation.csv); zero-shot seed themes and merging near-duplicates
+  are options that did not win there.
+- Stability: the same settings are refitted with other UMAP seeds; a theme that
+  exists in one fit only is flagged and not reported as a finding.
 - Reproducible: UMAP with a fixed ``random_state`` (which also makes it
   single-threaded), HDBSCAN is deterministic, representative passages are
   chosen by similarity, not sampling.
@@ -40,6 +49,7 @@ import pandas as pd
 
 from pipeline.codebook import Codebook
 from pipeline.matrices import CONTENT_KINDS
+from pipeline.topic_space import balanced_neighbours, centre_embeddings, fit_whitening, subtract_document_means
 
 MIN_PASSAGES = 50  # below this a topic model is not stable enough to mean anything
 MIN_WORDS = 6  # shorter content passages are bare table cells or fragments: no topic of their own
@@ -57,7 +67,6 @@ FILLERS = {
     "allemaal", "doe", "één", "ervoor", "eventueel", "sprake", "name",  # "er is sprake van", "met name"
 }  # fmt: skip
 NO_CONDITION = "geen_voorwaarde"
-DIV_ID = "mgz-figure"  # fixed, so the same model writes byte-identical HTML
 
 
 class TopicsError(ValueError):
@@ -88,6 +97,19 @@ class TopicParams:
     guided: bool = False
     ngram_range: tuple[int, int] = (1, 2)
     top_n_words: int = 10
+    # Taking the document signal out (issue 23, bench/topics_quality.py): "none", "document" (subtract each
+    # document's mean passage vector) or "whiten" (that, then PCA whitening over the corpus).
+    centring: str = "whiten"
+    # Topic words must occur in at least this many documents (c-TF-IDF floor). Measured, a floor of 2 lowers
+    # NPMI and diversity here (bench/topics_quality.py), so it is an option, not the default.
+    min_documents: int = 1
+    zeroshot: bool = False  # seed themes from the codebook and guidelines (BERTopic zero-shot) next to free ones
+    zeroshot_min_similarity: float = 0.3
+    merge_distance: float = 0.0  # merge themes closer than this in BERTopic's hierarchical topics (0: none)
+    seed_runs: int = 5  # fits with different UMAP seeds; a theme found in one only is not a finding
+    # "per_document": UMAP's neighbour graph takes each passage's nearest passages from every document in
+    # equal numbers (batch-balanced kNN), so a theme can only form where documents meet; "all": plain kNN.
+    neighbours: str = "per_document"
 
     @classmethod
     def for_corpus(cls, n_passages: int, **overrides: object) -> TopicParams:
@@ -106,7 +128,9 @@ class TopicParams:
             # 5 dimensions are enough for HDBSCAN at every size here; more only slow it down.
             n_components=5,
             min_samples=0,
-            max_topics=int(min(60, max(10, round(math.sqrt(n_passages))))),  # more themes than this nobody reads
+            # 0.625·√n: 25 on the bundled corpus; more themes split shared ones into document-specific parts
+            # (bench/topics_quality.py), and more than 60 nobody reads.
+            max_topics=int(min(60, max(10, round(0.625 * math.sqrt(n_passages))))),
         )
         params = replace(params, **overrides)
         if "min_samples" not in overrides:
@@ -126,6 +150,9 @@ class TopicResult:
     corpus_hash: str
     outliers_before: float
     outliers_after: float
+    space: np.ndarray | None = None  # the vectors the clustering saw (centred when params.centring says so)
+    outlier_threshold: float = 1.0  # similarity an outlier needed to be reassigned to a theme
+    whitening: dict[str, np.ndarray] | None = None  # with params.centring "whiten": how new passages are whitened
 
 
 def dutch_stop_words(extra: Sequence[str] = ()) -> list[str]:
@@ -134,16 +161,36 @@ def dutch_stop_words(extra: Sequence[str] = ()) -> list[str]:
     return sorted({w.lower() for w in STOP_WORDS} | BOILERPLATE | FILLERS | {w.lower() for w in extra})
 
 
-def make_vectorizer(params: TopicParams, stop_words: Sequence[str] | None = None):
+def make_vectorizer(
+    params: TopicParams, stop_words: Sequence[str] | None = None, vocabulary: Sequence[str] | None = None
+):
     from sklearn.feature_extraction.text import CountVectorizer
 
     return CountVectorizer(
         stop_words=list(stop_words or dutch_stop_words()),
         token_pattern=TOKEN_PATTERN,
         ngram_range=params.ngram_range,
-        min_df=2,
+        min_df=1 if vocabulary is not None else 2,
         lowercase=True,
+        vocabulary=list(vocabulary) if vocabulary is not None else None,
     )
+
+
+def shared_vocabulary(passages: Sequence[TopicPassage], params: TopicParams) -> list[str] | None:
+    """Topic words that occur in at least ``params.min_documents`` documents (and two passages), so a
+    document's own jargon, names and place names cannot label a theme; None when there is no floor."""
+    if params.min_documents <= 1:
+        return None
+    analyzer = make_vectorizer(params).build_analyzer()
+    documents: dict[str, set[str]] = {}
+    passages_with: Counter = Counter()
+    for p in passages:
+        for term in set(analyzer(p.text)):
+            documents.setdefault(term, set()).add(p.doc_id)
+            passages_with[term] += 1
+    floor = min(params.min_documents, len({p.doc_id for p in passages}))
+    return sorted(t for t, docs in documents.items() if len(docs) >= floor and passages_with[t] >= 2)
+
 
 
 def topic_passages(engine) -> list[TopicPassage]:
@@ -168,15 +215,21 @@ def corpus_hash(passages: Sequence[TopicPassage], encoder: str) -> str:
     return digest.hexdigest()
 
 
-def cached_backend(encoder, engine):
-    """A BERTopic embedding backend that goes through the store's embedding cache."""
+def cached_backend(encoder, engine, offset: np.ndarray | None = None):
+    """A BERTopic embedding backend that goes through the store's embedding cache. With ``offset`` (the
+    corpus's mean passage vector) it is subtracted, so words and seed themes live in the same centred
+    space as the passages."""
     from bertopic.backend import BaseEmbedder
 
     from pipeline.embeddings import embed
 
     class CachedEncoder(BaseEmbedder):
         def embed(self, documents, verbose: bool = False) -> np.ndarray:
-            return embed(list(documents), encoder, engine)
+            vectors = embed(list(documents), encoder, engine)
+            if offset is None:
+                return vectors
+            vectors = vectors - offset
+            return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
 
     return CachedEncoder()
 
@@ -197,9 +250,15 @@ def fit_topics(
     backend,
     encoder_name: str,
     seed_topic_list: list[list[str]] | None = None,
+    label: bool = True,
 ) -> TopicResult:
-    """Fit BERTopic on precomputed passage embeddings, reduce outliers, and label the topics."""
+    """Fit BERTopic on precomputed passage embeddings, reduce outliers, and label the topics.
+
+    With ``params.centring`` the clustering sees the passage vectors with their document's mean taken out
+    (see :func:`centre_embeddings`); ``label=False`` leaves out KeyBERT/MMR (the seed-stability fits only
+    need the assignments)."""
     from bertopic import BERTopic
+    from bertopic.backend import BaseEmbedder
     from bertopic.representation import KeyBERTInspired, MaximalMarginalRelevance
     from hdbscan import HDBSCAN
     from umap import UMAP
@@ -212,12 +271,34 @@ def fit_topics(
     representation = {
         "KeyBERT": KeyBERTInspired(top_n_words=params.top_n_words, random_state=params.random_state),
         "MMR": MaximalMarginalRelevance(diversity=0.3, top_n_words=params.top_n_words),
-    }
+    } if label else None  # fmt: skip
+    if params.zeroshot and params.neighbours == "per_document":
+        raise ValueError("zero-shot themes leave passages out of UMAP: no balanced neighbour graph for the rest")
+    groups = [p.doc_id for p in passages]
+    whitening = fit_whitening(subtract_document_means(embeddings, groups)) if params.centring == "whiten" else None
+    space = centre_embeddings(embeddings, groups, params.centring, whitening)
+    if params.centring != "none":
+        offset = np.asarray(embeddings, dtype=np.float64).mean(axis=0)
+        raw_backend = backend
+
+        class CentredBackend(BaseEmbedder):
+            """Words, seed themes and representative passages in the centred space (corpus mean taken out)."""
+
+            def embed(self, documents, verbose: bool = False) -> np.ndarray:
+                vectors = raw_backend.embed(list(documents)) - offset
+                return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+        backend = CentredBackend()
+    vocabulary = shared_vocabulary(passages, params)
+    zeroshot = [f"{t['name']}: {t['description']}" for t in load_seed_themes()] if params.zeroshot else None
+    knn = balanced_neighbours(space, [p.doc_id for p in passages], params.n_neighbors) \
+        if params.neighbours == "per_document" else None  # fmt: skip
     model = BERTopic(
         language="dutch",
         embedding_model=backend,
         umap_model=UMAP(
-            n_neighbors=params.n_neighbors,
+            precomputed_knn=knn or (None, None, None),
+            n_neighbors=knn[0].shape[1] if knn else params.n_neighbors,
             n_components=params.n_components,
             min_dist=0.0,
             metric="cosine",
@@ -231,22 +312,34 @@ def fit_topics(
             cluster_selection_method=params.cluster_selection,
             prediction_data=True,
         ),
-        vectorizer_model=make_vectorizer(params),
-        representation_model=representation,
+        vectorizer_model=make_vectorizer(params, vocabulary=vocabulary),
+        representation_model=None,  # labels once, on the final themes (below): KeyBERT/MMR are the slow part
         top_n_words=params.top_n_words,
         seed_topic_list=seed_topic_list if params.guided else None,
+        zeroshot_topic_list=zeroshot,
+        zeroshot_min_similarity=params.zeroshot_min_similarity,
         calculate_probabilities=False,
     )
-    topics, _ = model.fit_transform(docs, embeddings=embeddings)
+    topics, _ = model.fit_transform(docs, embeddings=space)
     if params.max_topics and len(set(topics) - {-1}) > params.max_topics:
         model.reduce_topics(docs, nr_topics=params.max_topics + 1)
         topics = list(model.topics_)
+    if params.merge_distance > 0:
+        merge_near_duplicates(model, docs, params.merge_distance)
+        topics = list(model.topics_)
     before = topics.count(-1) / len(topics)
-    topics = reduce_outliers(model, docs, list(topics), embeddings, params.outlier_share)
-    if topics != list(model.topics_):
+    topics, threshold = reduce_outliers(model, docs, list(topics), space, params.outlier_share)
+    if topics != list(model.topics_) or representation is not None:
         model.update_topics(
-            docs, topics=topics, vectorizer_model=make_vectorizer(params), representation_model=representation
+            docs,
+            topics=topics,
+            vectorizer_model=make_vectorizer(params, vocabulary=vocabulary),
+            representation_model=representation,
         )
+    # update_topics makes topic embeddings from c-TF-IDF-weighted word vectors; centroids of the space the
+    # clustering saw (BERTopic's own default) are what new passages are compared with, saved or in memory.
+    final = np.asarray(model.topics_)
+    model.topic_embeddings_ = np.vstack([space[final == t].mean(axis=0) for t in sorted(set(model.topics_))])
     return TopicResult(
         model=model,
         passages=list(passages),
@@ -256,23 +349,65 @@ def fit_topics(
         corpus_hash=corpus_hash(passages, encoder_name),
         outliers_before=round(before, 4),
         outliers_after=round(list(model.topics_).count(-1) / len(topics), 4),
+        space=space,
+        outlier_threshold=threshold,
+        whitening=whitening,
     )
+
+
+
+def merge_near_duplicates(model, docs: list[str], distance: float) -> None:
+    """Merge themes that BERTopic's hierarchical topics join below ``distance`` (Ward linkage over the
+    themes' c-TF-IDF vectors): two near-identical themes would split one finding in two."""
+    hierarchy = model.hierarchical_topics(docs)
+    groups: list[set[int]] = []
+    for topics in hierarchy.loc[hierarchy["Distance"] <= distance].sort_values("Distance")["Topics"]:
+        members = set(int(t) for t in topics)
+        groups = [g for g in groups if not g <= members] + [members]
+    groups = [sorted(g) for g in groups if len(g) > 1]
+    if groups:
+        model.merge_topics(docs, groups)
+
+
+def load_seed_themes() -> list[dict]:
+    """Seed themes written from the codebook and the annotation guidelines (``pipeline/data/seed_themes.yaml``)."""
+    from importlib.resources import files
+
+    import yaml
+
+    return yaml.safe_load(files("pipeline.data").joinpath("seed_themes.yaml").read_text("utf-8"))["themes"]
 
 
 def reduce_outliers(
     model, docs: list[str], topics: list[int], embeddings: np.ndarray, target_share: float
-) -> list[int]:
+) -> tuple[list[int], float]:
     """Reassign outliers to their most similar topic, least doubtful first, until at most
-    ``target_share`` of the passages stay in topic −1 (the ones least like any topic)."""
+    ``target_share`` of the passages stay in topic −1 (the ones least like any topic); also the
+    similarity that took (new passages placed later need as much to join a theme)."""
     from sklearn.metrics.pairwise import cosine_similarity
 
     outliers = [i for i, t in enumerate(topics) if t == -1]
     allowed = int(target_share * len(topics))
     if len(outliers) <= allowed or len(set(topics) - {-1}) == 0:
-        return topics
+        return topics, 1.0
     similarity = cosine_similarity(embeddings[outliers], model.topic_embeddings_[model._outliers :]).max(axis=1)
     threshold = float(np.sort(similarity)[::-1][len(outliers) - allowed - 1])
-    return list(model.reduce_outliers(docs, topics, strategy="embeddings", embeddings=embeddings, threshold=threshold))
+    reduced = model.reduce_outliers(docs, topics, strategy="embeddings", embeddings=embeddings, threshold=threshold)
+    return list(reduced), threshold
+
+
+def place_passages(result: TopicResult, passages: Sequence[TopicPassage], embeddings: np.ndarray) -> list[int]:
+    """Themes for passages of documents the model was not fitted on (a new study): each document centred on
+    its own mean (and whitened) as in the fit, then its most similar theme (cosine to the themes' centroids,
+    BERTopic's ``transform`` without UMAP), but only when it is as similar as the fit's own reassigned
+    outliers had to be; the rest stays −1 (no existing theme)."""
+    space = centre_embeddings(embeddings, [p.doc_id for p in passages], result.params.centring, result.whitening)
+    model = result.model
+    vectors = np.asarray(model.topic_embeddings_)[model._outliers :]
+    vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    similarity = space @ vectors.T
+    ids = sorted(set(model.topic_sizes_) - {-1})
+    return [ids[int(np.argmax(row))] if row.max() >= result.outlier_threshold else -1 for row in similarity]
 
 
 def representative_passages(result: TopicResult, embeddings: np.ndarray, n: int = 3) -> dict[int, list[str]]:
@@ -417,7 +552,10 @@ def save_topic_model(result: TopicResult, directory: Path) -> None:
         "n_topics": len(set(result.topics) - {-1}),
         "outliers_before_reduction": result.outliers_before,
         "outliers_after_reduction": result.outliers_after,
+        "outlier_threshold": result.outlier_threshold,
     }
+    if result.whitening is not None:  # plain arrays, no pickle
+        np.savez(staging / "mgz_whitening.npz", **result.whitening)
     (staging / "mgz_topics.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", "utf-8")
     if directory.exists():
         shutil.rmtree(directory)
@@ -437,61 +575,20 @@ def topic_map_coordinates(result: TopicResult) -> pd.DataFrame:
     return pd.DataFrame({"topic": ids, "x": coords[:, 0], "y": coords[:, 1], "size": [sizes[t] for t in ids]})
 
 
-def _intertopic_figures(coords: pd.DataFrame, labels: dict[int, str]) -> tuple[str, bytes]:
-    import plotly.graph_objects as go
-
-    from pipeline.figures import plt
-    from pipeline.figures import png as _png
-
-    hover = [labels[t] for t in coords["topic"]]
-    radius = 8 + 40 * np.sqrt(coords["size"] / coords["size"].max())
-    fig = go.Figure(
-        go.Scatter(
-            x=coords["x"], y=coords["y"], mode="markers+text", text=[str(t) for t in coords["topic"]],
-            hovertext=hover, hoverinfo="text", marker={"size": radius, "opacity": 0.6},
-        )
-    )  # fmt: skip
-    fig.update_layout(title="Intertopic-kaart (afstand = verschil in inhoud, grootte = aantal passages)")
-    html = fig.to_html(include_plotlyjs=True, full_html=True, div_id=DIV_ID)
-    figure, (ax, legend) = plt.subplots(1, 2, figsize=(14, 7), gridspec_kw={"width_ratios": [3, 2]})
-    ax.scatter(coords["x"], coords["y"], s=radius**2, alpha=0.5)
-    for _, row in coords.iterrows():
-        ax.annotate(str(int(row["topic"])), (row["x"], row["y"]), fontsize=8, ha="center", va="center")
-    ax.set_title("Intertopic-kaart (afstand = verschil in inhoud, grootte = aantal passages)", fontsize=10)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    legend.axis("off")
-    lines = [labels[int(t)][:60] for t in coords["topic"]]
-    legend.text(0, 1, "\n".join(lines), va="top", fontsize=max(5, min(9, 360 // max(1, len(lines)))))
-    return html, _png(figure)
-
-
-def _heatmap_figures(shares: pd.DataFrame, labels: dict[int, str]) -> tuple[str, bytes]:
-    import plotly.graph_objects as go
-
-    from pipeline.figures import plt
-    from pipeline.figures import png as _png
-
-    columns = [labels[t] for t in shares.columns]
-    fig = go.Figure(go.Heatmap(z=shares.values, x=columns, y=list(shares.index), colorscale="Blues"))
-    fig.update_layout(title="Aandeel passages per thema, per sector")
-    html = fig.to_html(include_plotlyjs=True, full_html=True, div_id=DIV_ID)
-    figure, ax = plt.subplots(figsize=(max(8, 0.5 * len(columns)), 3 + 0.4 * len(shares.index)))
-    ax.imshow(shares.values, cmap="Blues", aspect="auto")
-    ax.set_xticks(range(len(columns)), [c[:35] for c in columns], rotation=75, ha="right", fontsize=7)
-    ax.set_yticks(range(len(shares.index)), list(shares.index))
-    for i in range(shares.shape[0]):
-        for j in range(shares.shape[1]):
-            ax.text(j, i, f"{shares.values[i, j]:.0%}", ha="center", va="center", fontsize=6)
-    ax.set_title("Aandeel passages per thema, per sector")
-    return html, _png(figure)
-
-
-def write_topic_outputs(result: TopicResult, embeddings: np.ndarray, folder: Path) -> pd.DataFrame:
-    """Topic table, per-passage assignments, document/sector/study shares, per-class words, figures."""
+def write_topic_outputs(
+    result: TopicResult, embeddings: np.ndarray, folder: Path, recurrence: dict[int, int] | None = None
+) -> tuple[pd.DataFrame, dict]:
+    """Topic table, per-passage assignments, document/sector/study shares, per-class words, figures, and the
+    cross-sector comparison (pipeline/theme_comparison.py); ``recurrence``: per theme, in how many seeds'
+    fits it exists. Returns the table and the themes' spread over sectors and documents."""
     from pipeline.corpus import write_atomic
+    from pipeline.theme_comparison import write_theme_comparison
+    from pipeline.topic_figures import heatmap_figures, intertopic_figures
 
-    table = topic_table(result, embeddings)
+    space = result.space if result.space is not None else embeddings
+    table = topic_table(result, space)
+    if recurrence is not None:
+        table["seeds_found"] = [recurrence.get(int(t), 0) for t in table["topic"]]
     labels = dict(zip(table["topic"], table["label"], strict=True))
     write_atomic(folder / "topics.csv", table.to_csv(index=False))
     write_atomic(folder / "passage_topics.csv", passage_table(result).to_csv(index=False))
@@ -499,22 +596,42 @@ def write_topic_outputs(result: TopicResult, embeddings: np.ndarray, folder: Pat
         write_atomic(folder / f"{name}.csv", share_table(result, by).to_csv())
     for by in ("sector", "study"):
         write_atomic(folder / f"topics_per_{by}.csv", topics_per_class(result, by).to_csv(index=False))
-    html, png = _intertopic_figures(topic_map_coordinates(result), labels)
+    html, png = intertopic_figures(topic_map_coordinates(result), labels)
     write_atomic(folder / "intertopic_map.html", html)
     write_atomic(folder / "intertopic_map.png", png)
     shares = share_table(result, "sector")
-    html, png = _heatmap_figures(shares[[c for c in shares.columns if c != -1]], labels)
+    html, png = heatmap_figures(shares[[c for c in shares.columns if c != -1]], labels)
     write_atomic(folder / "sector_topic_heatmap.html", html)
     write_atomic(folder / "sector_topic_heatmap.png", png)
-    return table
+    spread = write_theme_comparison(passage_table(result), space, [p.text for p in result.passages], folder)
+    return table, spread
 
 
 def write_crosstabs(assignments: pd.DataFrame, coded: Sequence, codebook: Codebook, folder: Path) -> None:
     """The crosstabs from the labels that count now (reviews over the model), so they follow every review."""
     from pipeline.corpus import write_atomic
+    from pipeline.theme_comparison import per_sector_crosstab
 
     for name, frame in framework_crosstabs(assignments, coded, codebook).items():
         write_atomic(folder / f"{name}.csv", frame.to_csv())
+    by_sector = {
+        sector: framework_crosstabs(part, coded, codebook)["topic_condition"]
+        for sector, part in assignments.groupby("sector")
+    }
+    write_atomic(folder / "topic_condition_per_sector.csv", per_sector_crosstab(by_sector).to_csv(index=False))
+
+
+def seed_stability(result: TopicResult, embeddings: np.ndarray, backend, seeds=None) -> tuple[dict[int, int], float]:
+    """Refit with ``params.seed_runs - 1`` other UMAP seeds (assignments only, no labels): per theme in
+    how many of the fits it exists, and the mean pairwise ARI of the assignments."""
+    from pipeline.theme_comparison import mean_pairwise_ari, seed_recurrence
+
+    others = [
+        fit_topics(result.passages, embeddings, replace(result.params, random_state=result.params.random_state + k),
+                   backend, result.encoder, seeds, label=False).topics
+        for k in range(1, result.params.seed_runs)
+    ]  # fmt: skip
+    return seed_recurrence(result.topics, others), mean_pairwise_ari([result.topics, *others])
 
 
 def saved_topics(folder: Path) -> dict | None:
@@ -564,7 +681,8 @@ def build_topics(
         embeddings = embed([p.text for p in passages], encoder, engine)
         seeds = seed_topics(codebook, nlp) if params.guided else None
         result = fit_topics(passages, embeddings, params, cached_backend(encoder, engine), encoder.name, seeds)
-        table = write_topic_outputs(result, embeddings, folder)
+        recurrence, agreement = seed_stability(result, embeddings, cached_backend(encoder, engine), seeds)
+        table, spread = write_topic_outputs(result, embeddings, folder, recurrence)
         save_topic_model(result, folder / "model")
         words = topic_words(result)
         summary = {
@@ -578,6 +696,9 @@ def build_topics(
             "encoder": encoder.name,
             "corpus_hash": digest,
             "labels": dict(zip(table["topic"].astype(str), table["label"], strict=True)),
+            "seed_ari": agreement,
+            "themes_in_one_seed_only": sorted(t for t, n in recurrence.items() if n == 1 and params.seed_runs > 1),
+            **{k: spread[k] for k in ("two_sector_share", "shared_themes", "document_themes", "largest_share")},
         }
         write_json(folder / "summary.json", summary)
     assignments = pd.read_csv(folder / "passage_topics.csv", dtype={"passage_id": str})
@@ -611,8 +732,11 @@ def topic_view(folder: Path, codebook: Codebook) -> dict | None:
                 "no_condition_share": round(float(counts[NO_CONDITION] / total), 2) if total else 0.0,
             }
         )
+    from pipeline.theme_report import theme_section
+
     png = folder / "sector_topic_heatmap.png"
-    return {"summary": summary, "rows": rows, "sectors": list(sectors.index), "heatmap_png": png.read_bytes()}
+    return {"summary": summary, "rows": rows, "sectors": list(sectors.index), "heatmap_png": png.read_bytes(),
+            "section": theme_section(folder, codebook)}  # fmt: skip
 
 
 def load_topic_model(directory: Path, encoder, engine=None):
@@ -621,3 +745,24 @@ def load_topic_model(directory: Path, encoder, engine=None):
     from bertopic import BERTopic
 
     return BERTopic.load(str(directory), embedding_model=cached_backend(encoder, engine))
+
+
+def load_topic_result(directory: Path, encoder, engine=None) -> TopicResult:
+    """The saved model with what placing new passages needs (parameters, whitening, outlier threshold), for
+    :func:`place_passages`: a new study's passages onto the existing themes."""
+    meta = json.loads((Path(directory) / "mgz_topics.json").read_text("utf-8"))
+    params = TopicParams(**{**meta["params"], "ngram_range": tuple(meta["params"]["ngram_range"])})
+    whitening_file = Path(directory) / "mgz_whitening.npz"
+    whitening = dict(np.load(whitening_file, allow_pickle=False)) if whitening_file.exists() else None
+    return TopicResult(
+        model=load_topic_model(directory, encoder, engine),
+        passages=[],
+        topics=[],
+        params=params,
+        encoder=meta["encoder"],
+        corpus_hash=meta["corpus_hash"],
+        outliers_before=meta["outliers_before_reduction"],
+        outliers_after=meta["outliers_after_reduction"],
+        outlier_threshold=meta.get("outlier_threshold", 1.0),
+        whitening=whitening,
+    )

@@ -26,11 +26,15 @@ from pipeline.topics import (
     TopicsError,
     build_topics,
     cached_backend,
+    centre_embeddings,
     fit_topics,
     load_topic_model,
+    load_topic_result,
     make_vectorizer,
     npmi_coherence,
+    place_passages,
     seed_topics,
+    shared_vocabulary,
     topic_diversity,
     topic_passages,
     topic_words,
@@ -123,8 +127,9 @@ def test_outputs_tables_figures_and_model(built):
     table = pd.read_csv(folder / "topics.csv")
     assignments = pd.read_csv(folder / "passage_topics.csv")
     assert list(table.columns) == [
-        "topic", "size", "share", "label", "words", "keybert", "mmr", "representative_passages",
+        "topic", "size", "share", "label", "words", "keybert", "mmr", "representative_passages", "seeds_found",
     ]  # fmt: skip
+    assert table.loc[table.topic != -1, "seeds_found"].between(1, summary["params"]["seed_runs"]).all()
     for row in table[table.topic != -1].itertuples():
         members = set(assignments.loc[assignments.topic == row.topic, "passage_id"])
         examples = row.representative_passages.split()
@@ -148,8 +153,14 @@ def test_outputs_tables_figures_and_model(built):
 
     loaded = load_topic_model(folder / "model", make_encoder("e5"), engine)
     assert set(loaded.get_topic_info()["Topic"]) == set(table["topic"])
-    new_topics, _ = loaded.transform([assignments_text(engine, examples[0])])
-    assert new_topics[0] == row.topic  # a representative passage lands on its own theme
+    # placed again from the saved model (centred and whitened as in the fit), a representative passage
+    # lands on its own theme
+    doc = assignments.loc[assignments.passage_id == examples[0], "doc_id"].iloc[0]
+    own = [p for p in topic_passages(engine) if p.doc_id == doc]
+    saved = load_topic_result(folder / "model", make_encoder("e5"), engine)
+    assert saved.whitening is not None and saved.params.centring == "whiten"
+    placed = place_passages(saved, own, embed([p.text for p in own], make_encoder("e5"), engine))
+    assert placed[next(i for i, p in enumerate(own) if p.passage_id == examples[0])] == row.topic
 
 
 def assignments_text(engine, passage_id):
@@ -229,3 +240,69 @@ def test_coherence_and_diversity_by_hand():
     assert npmi_coherence([["huisarts", "overleg"]], texts, params) == pytest.approx(expected, abs=1e-4)
     assert npmi_coherence([["overleg", "tekort"]], texts, params) == -1.0
     assert topic_diversity([["a", "b"], ["b", "c"]]) == 0.75
+
+
+def test_centring_takes_out_what_a_document_shares_and_keeps_how_its_passages_differ():
+    rng = np.random.default_rng(0)
+    themes = rng.normal(size=(6, 16))
+    style = {"a": 5 * rng.normal(size=16), "b": 5 * rng.normal(size=16)}  # each document's own register
+    groups = ["a"] * 6 + ["b"] * 6
+    raw = np.vstack([themes + style["a"], themes + style["b"]])
+    centred = centre_embeddings(raw, groups, "document")
+    same_theme = [float(centred[i] @ centred[i + 6]) for i in range(6)]
+    assert min(same_theme) == pytest.approx(1.0, abs=1e-5)  # theme i in document a == theme i in b
+    normed = raw / np.linalg.norm(raw, axis=1, keepdims=True)
+    assert max(float(normed[i] @ normed[i + 6]) for i in range(6)) < 0.9  # raw: documents apart first
+    assert centre_embeddings(raw, groups, "none") is raw
+
+
+def test_a_document_floor_keeps_one_documents_words_out_of_the_topic_words(corpus_store):
+    _, engine = corpus_store
+    encoder = make_encoder("e5")
+    passages = topic_passages(engine)
+    params = TopicParams.for_corpus(len(passages), min_documents=2, seed_runs=1)
+    assert shared_vocabulary(passages, replace(params, min_documents=1)) is None  # no floor: vectorizer's own
+    vocabulary = set(shared_vocabulary(passages, params))
+    analyzer = make_vectorizer(params).build_analyzer()
+    by_doc: dict[str, set[str]] = {}
+    for p in passages:
+        by_doc.setdefault(p.doc_id, set()).update(analyzer(p.text))
+    own = set.union(*by_doc.values()) - set.intersection(*by_doc.values())  # terms of one document only
+    assert own and not own & vocabulary
+    embeddings = embed([p.text for p in passages], encoder, engine)
+    result = fit_topics(passages, embeddings, params, cached_backend(encoder, engine), encoder.name, label=False)
+    words = {w for topic in topic_words(result) for w in topic}
+    assert words and words <= vocabulary
+
+
+def test_comparison_outputs_per_sector_and_study(built):
+    root, engine, summary = built
+    folder = root / "out" / "topics"
+    assignments = pd.read_csv(folder / "passage_topics.csv", dtype={"passage_id": str})
+    prevalence = pd.read_csv(folder / "theme_prevalence_sector.csv")
+    assert set(prevalence["sector"]) == set(assignments["sector"])
+    assert (prevalence["low"] <= prevalence["share"]).all() and (prevalence["share"] <= prevalence["high"]).all()
+    assert set(prevalence["resampled"]) == {"passages"}  # one document per sector in this corpus
+    for sector, part in prevalence.groupby("sector"):
+        assert part["share"].sum() == pytest.approx(1.0, abs=1e-3)
+        counts = assignments[assignments.sector == sector].topic.value_counts()
+        assert dict(zip(part.topic, part.n, strict=True)) == {t: int(counts.get(t, 0)) for t in part.topic}
+    side = pd.read_csv(folder / "theme_sector_passages.csv", dtype={"passage_id": str})
+    members = dict(zip(assignments.passage_id, zip(assignments.topic, assignments.sector, strict=True), strict=True))
+    rows = zip(side.passage_id, side.topic, side.sector, strict=True)
+    assert len(side) and all(members[p] == (t, s) for p, t, s in rows)
+    per_sector = pd.read_csv(folder / "topic_condition_per_sector.csv")
+    assert per_sector.groupby("sector")["n"].sum().to_dict() == assignments.groupby("sector").size().to_dict()
+    assert 0 <= summary["two_sector_share"] <= 1 and -1 <= summary["seed_ari"] <= 1
+
+
+def test_a_left_out_document_is_placed_on_the_existing_themes(corpus_store):
+    _, engine = corpus_store
+    encoder = make_encoder("e5")
+    passages = topic_passages(engine)
+    embeddings = embed([p.text for p in passages], encoder, engine)
+    params = TopicParams.for_corpus(len(passages))
+    result = fit_topics(passages, embeddings, params, cached_backend(encoder, engine), encoder.name, label=False)
+    placed = place_passages(result, passages, embeddings)  # the fitted passages themselves, as if new
+    agree = np.mean([a == b for a, b in zip(placed, result.topics, strict=True) if b != -1])
+    assert agree > 0.6 and set(placed) <= set(result.topics)
