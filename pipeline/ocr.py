@@ -182,21 +182,18 @@ def run_ocr(
             *OCRMYPDF_ARGS, *_clean_args(), str(path), str(out),
         ]  # fmt: skip
         env = {**os.environ, "TMPDIR": str(temp), "OMP_THREAD_LIMIT": "1"}
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True)
-        started, reported = time.monotonic(), -1
-        while process.poll() is None:
-            done = len(list(temp.glob("*/*_ocr_tess.hocr")))
-            if progress is not None and done != reported:
-                progress(done, len(pages))
-                reported = done
-            if time.monotonic() - started > timeout_s:
-                process.kill()
-                raise OcrError(f"OCR took longer than {timeout_s:.0f} s")
-            time.sleep(0.3)
-        stderr = process.stderr.read() if process.stderr else ""
+        log = work_dir / "ocrmypdf.log"  # a file, not a pipe: a full pipe would stall a long run
+        with log.open("w", encoding="utf-8") as stderr_file:
+            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr_file, env=env)
+            try:
+                reported = _wait(process, temp, len(pages), progress, timeout_s)
+            finally:
+                if process.poll() is None:  # interrupted or timed out: never leave it running
+                    process.kill()
+                    process.wait()
         if process.returncode != 0 or not out.exists():
-            last = [line for line in stderr.strip().splitlines() if line.strip()][-1:] or [f"exit {process.returncode}"]
-            raise OcrError(f"OCR failed ({last[0][:160]})")
+            lines = [line for line in log.read_text("utf-8", errors="replace").splitlines() if line.strip()]
+            raise OcrError(f"OCR failed ({(lines[-1:] or [f'exit {process.returncode}'])[0][:160]})")
         if progress is not None and reported != len(pages):
             progress(len(pages), len(pages))
         confidences = _hocr_confidences(temp)
@@ -212,6 +209,32 @@ def run_ocr(
                     confidence=confidences.get(number, 0.0),
                 )
         return result
+
+
+def _wait(process: subprocess.Popen, temp: Path, total: int, progress: Progress | None, timeout_s: float) -> int:
+    """Wait for ocrmypdf, reporting pages done (its per-page hOCR files); returns the last count."""
+    started, reported = time.monotonic(), -1
+    while process.poll() is None:
+        done = _pages_done(temp)
+        if progress is not None and done >= 0 and done != reported:
+            progress(done, total)
+            reported = done
+        if time.monotonic() - started > timeout_s:
+            raise OcrError(f"OCR took longer than {timeout_s:.0f} s")
+        time.sleep(0.3)
+    return reported
+
+
+def _pages_done(temp: Path) -> int:
+    """hOCR files written so far; folders other programs create and delete there are skipped."""
+    done = 0
+    try:
+        folders = [entry for entry in os.scandir(temp) if entry.name.startswith("ocrmypdf.io.")]
+        for folder in folders:
+            done += sum(1 for name in os.listdir(folder.path) if name.endswith("_ocr_tess.hocr"))
+    except OSError:  # a folder removed while we looked: count again next time
+        return -1
+    return done
 
 
 def _clean_args() -> list[str]:
@@ -231,7 +254,7 @@ _WCONF = re.compile(r"x_wconf (\d+)")
 def _hocr_confidences(temp: Path) -> dict[int, float]:
     """Page number → mean word confidence from ocrmypdf's kept hOCR files (``000003_ocr_tess.hocr``)."""
     out: dict[int, float] = {}
-    for hocr in temp.glob("*/*_ocr_tess.hocr"):
+    for hocr in temp.glob("ocrmypdf.io.*/*_ocr_tess.hocr"):
         number = int(hocr.name.split("_")[0])
         values = [int(v) for v in _WCONF.findall(hocr.read_text(encoding="utf-8", errors="replace"))]
         out[number] = round(sum(values) / len(values), 1) if values else 0.0
