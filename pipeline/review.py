@@ -37,6 +37,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pipeline.accounts import User, get_user, now_utc
+from pipeline.audit import AuditDrawRow, AuditMemberRow
 from pipeline.carry import pending_relooks
 from pipeline.codebook import Codebook
 from pipeline.store import Base, ClassificationRow, DocumentRow, PassageRow, ReviewRow, session
@@ -53,6 +54,7 @@ STATUSES = {
     "double": "Dubbel coderen (mijn steekproef)",
     "adjudicate": "Te beslechten",
     "relook": "Opnieuw bekijken (tekst veranderd)",
+    "audit": "Steekproef (aselect, voor de schattingen)",
     "all": "Alle passages",
 }
 ORDERS = {"uncertainty": "Onzekerste eerst", "reading": "Leesvolgorde"}
@@ -226,6 +228,17 @@ def _load_decisions(engine: Engine, after_id: int = 0) -> list[Decision]:
         return [_decision(review, adj_id is not None) for review, adj_id in rows]
 
 
+def _load_audit(engine: Engine) -> tuple[frozenset[str], frozenset[str]]:
+    """The audit sample's passages, and those of them coded blind to the model."""
+    with session(engine) as s:
+        rows = s.execute(
+            select(AuditMemberRow.passage_id, AuditDrawRow.blind).join(
+                AuditDrawRow, AuditDrawRow.id == AuditMemberRow.draw_id
+            )
+        ).all()
+    return frozenset(p for p, _ in rows), frozenset(p for p, blind in rows if blind)
+
+
 def _load_assignments(engine: Engine) -> dict[str, dict[str, tuple[int, bool]]]:
     """passage id -> {coder: (slot, blind)}."""
     out: dict[str, dict[str, tuple[int, bool]]] = defaultdict(dict)
@@ -281,14 +294,9 @@ def model_labels(engine: Engine, passage_id: str, model_version: str | None) -> 
 
 def model_labels_shown(engine: Engine, passage_id: str, model_version: str | None, user: User) -> dict | None:
     """The model's labels as the screen shows them to ``user``: None when it hides them (a coder of
-    a blind double-coding sample) or the passage has no classification for this model version."""
-    with session(engine) as s:
-        blind = s.scalar(
-            select(DoubleCodingRow.blind).where(
-                DoubleCodingRow.passage_id == passage_id, DoubleCodingRow.coder == user.name
-            )
-        )
-    return None if blind else model_labels(engine, passage_id, model_version)
+    a blind double-coding sample, any coder of a blind audit sample) or the passage has no
+    classification for this model version."""
+    return None if _blind_coder(engine, passage_id, user) else model_labels(engine, passage_id, model_version)
 
 
 def labels_for_basis(
@@ -317,8 +325,16 @@ def labels_for_basis(
 
 
 def _blind_coder(engine: Engine, passage_id: str, user: User) -> bool:
-    """True when ``user`` codes ``passage_id`` in a blind double-coding sample."""
+    """True when ``user`` codes ``passage_id`` blind: in a blind double-coding sample, or the
+    passage is in an audit sample coded blind to the model (the default)."""
     with session(engine) as s:
+        in_blind_audit = s.scalar(
+            select(AuditDrawRow.blind)
+            .join(AuditMemberRow, AuditMemberRow.draw_id == AuditDrawRow.id)
+            .where(AuditMemberRow.passage_id == passage_id)
+        )
+        if in_blind_audit:
+            return True
         return bool(
             s.scalar(
                 select(DoubleCodingRow.blind).where(
@@ -707,6 +723,7 @@ class PassageView:
     blind: bool
     # The document changed since a decision (pipeline.carry): each old text with the decisions on it.
     relook: list[dict] = field(default_factory=list)
+    audit: bool = False  # in the random audit sample ("Steekproef")
 
 
 @dataclass
@@ -718,6 +735,8 @@ class _Snapshot:
     relook: dict[str, list[dict]] = field(default_factory=dict)  # passage id -> old passages to look at again
 
 
+# An audit passage nobody decided on, drawn blind: no model labels as the starting point.
+BLIND_TODO = State("todo", None, "blind", None, "review")
 ONLY_DECIDED_OR_ASSIGNED = ("done", "corrected", "adjudicate", "double")
 PASSAGE_CHECK_SECONDS = 2.0  # how stale the passage list may be (it only changes when ingest or classify runs)
 
@@ -745,6 +764,9 @@ class ReviewIndex:
         self._passages_key: tuple | None = None
         self._passages_checked = 0.0
         self._assign_key: tuple | None = None
+        self._audit_key: tuple | None = None
+        self.audit: frozenset[str] = frozenset()  # passages in the random audit sample
+        self.blind_audit: frozenset[str] = frozenset()  # ... whose draw hides the model from coders
         self._last_review_id = 0
         self._n_reviews = 0
         self.decisions: dict[str, tuple[Decision, ...]] = {}
@@ -766,6 +788,7 @@ class ReviewIndex:
                 n_reviews, last_review = c.execute(select(func.count(), func.max(ReviewRow.id))).one()
                 last_review = last_review or 0
                 assign = tuple(c.execute(select(func.count(), func.max(DoubleCodingRow.id))).one())
+                audit_key = tuple(c.execute(select(func.count(), func.max(AuditMemberRow.draw_id))).one())
                 if check_passages:
                     docs = c.execute(select(func.count(), func.max(DocumentRow.updated_at))).one()
                     n_passages = c.execute(select(func.count()).select_from(PassageRow)).scalar_one()
@@ -792,6 +815,10 @@ class ReviewIndex:
                     # with cycles is collected first so that none of it is frozen with them.
                     gc.collect()
                     gc.freeze()
+            if audit_key != self._audit_key:
+                self.audit, self.blind_audit = _load_audit(self.engine)
+                self._audit_key = audit_key
+                self._states = {}
             if assign != self._assign_key:
                 self.assignments = _load_assignments(self.engine)
                 self._assign_key = assign
@@ -917,7 +944,7 @@ class ReviewIndex:
         coders = self.assignments.get(pid)
         if coders is None:
             if not decisions:
-                return item.default
+                return BLIND_TODO if pid in self.blind_audit else item.default
             return self._decided(pid, decisions)[0]
         model_source = "model" if item.model_labels is not None else "none"
         if user.name in coders:
@@ -975,6 +1002,8 @@ class ReviewIndex:
             )
         if status == "double":
             return user.name in self.assignments.get(item.passage_id, ())
+        if status == "audit":
+            return state.status == "todo" and item.passage_id in self.audit
         if status == "adjudicate":
             return state.status == "adjudicate"
         return True
@@ -998,6 +1027,19 @@ class ReviewIndex:
             if f.q:
                 pool = [i for i in pool if f.q.casefold() in i.folded]
             return [i for i in pool if self.state(i, user).status == "todo" and set(f.labels) <= i.keys]
+        if f.status == "audit":  # the random sample, in the chosen order, what this user still has to code
+            pool = [i for p in self.audit if (i := snapshot.items.get(p)) is not None and i.is_content]
+            pool.sort(key=lambda i: i.rank[f.order])
+            pool = [i for i in pool if (not f.doc or i.doc_id == f.doc) and (not f.sector or i.sector == f.sector)]
+            if f.q:
+                pool = [i for i in pool if f.q.casefold() in i.folded]
+            wanted_audit = frozenset(f.labels)  # a label filter reads the model's labels: never on a blind passage
+            return [
+                i
+                for i in pool
+                if self._status_ok(i, self.state(i, user), "audit", user)
+                and (not wanted_audit or (i.passage_id not in self.blind_audit and wanted_audit <= i.keys))
+            ]
         if f.status in ONLY_DECIDED_OR_ASSIGNED:  # only decided or double-coded passages can match
             pool = [i for p in special if (i := snapshot.items.get(p)) is not None and i.is_content]
             pool.sort(key=lambda i: i.rank[f.order])
@@ -1015,6 +1057,9 @@ class ReviewIndex:
         wanted = frozenset(f.labels)
         status = f.status
         assigned = self._assigned
+        if (wanted or status == "uncertain") and self.blind_audit:
+            # label filters and the model's doubt are model signals: never on an undecided blind audit passage
+            pool = [i for i in pool if i.passage_id not in self.blind_audit or i.passage_id in self.decisions]
 
         def ok(item: Item) -> bool:  # a decided or double-coded passage
             pid = item.passage_id
@@ -1107,6 +1152,8 @@ class ReviewIndex:
     def model_hidden(self, passage_id: str, user: User) -> bool:
         """True when ``user`` codes this passage in a blind sample: no model label, score, confidence
         or "corrected" mark may reach them."""
+        if passage_id in self.blind_audit:
+            return True
         coders = self.assignments.get(passage_id)
         return bool(coders) and user.name in coders and any(b for _, b in coders.values())
 
@@ -1149,7 +1196,8 @@ class ReviewIndex:
                 old_decisions = []
             relook.append({"old_text": old["old_text"], "decisions": old_decisions})
         return PassageView(
-            item, doc, state, before, after, show_model, history, coder_decisions, ordered_coders, blind, relook
+            item, doc, state, before, after, show_model, history, coder_decisions, ordered_coders, blind, relook,
+            passage_id in self.audit,
         )
 
     def reviewer_counts(self) -> list[tuple[str, int]]:
