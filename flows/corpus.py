@@ -89,7 +89,9 @@ def topics_task(store_url: str, out_dir: str, model_version: str | None, encoder
 
 
 @task(task_run_name="matrices, comparison and report")
-def outputs_task(store_url: str, out_dir: str, model_version: str | None) -> tuple[dict, str | None]:
+def outputs_task(
+    store_url: str, out_dir: str, model_version: str | None, models_dir: str | None = None
+) -> tuple[dict, str | None]:
     """Coverage per document, and None or the one-line reason the outputs could not be written
     (a full disk or read-only folder: the previous outputs are left whole)."""
     from pipeline.outputs import OutputError
@@ -98,7 +100,9 @@ def outputs_task(store_url: str, out_dir: str, model_version: str | None) -> tup
     engine = open_store(store_url)
     try:
         write_passages(engine, Path(out_dir), model_version)
-        result = build_outputs(engine, load_codebook(), Path(out_dir), model_version)
+        result = build_outputs(
+            engine, load_codebook(), Path(out_dir), model_version, models_dir=Path(models_dir) if models_dir else None
+        )
     except OutputError as exc:
         return {}, str(exc)
     except OSError as exc:  # the passages files: written one by one, each atomically
@@ -195,7 +199,7 @@ def corpus_flow(
         bar = progress.add_task("thema's en rapport", total=2)
         topics = topics_task(store_url, out_dir, model_version, _encoder_key(Path(models_dir)), guided_topics)
         progress.advance(bar)
-        coverage, outputs_error = outputs_task(store_url, out_dir, model_version)
+        coverage, outputs_error = outputs_task(store_url, out_dir, model_version, models_dir)
         progress.advance(bar)
     if outputs_error:
         failures["outputs"] = outputs_error

@@ -265,7 +265,9 @@ def _outputs(settings: Settings, models: Path, report: bool) -> None:
 
     try:
         with console.status("Matrices en rapport schrijven …"):
-            result = build_outputs(engine, codebook, settings.out_dir, _model_version(models, codebook), report)
+            result = build_outputs(
+                engine, codebook, settings.out_dir, _model_version(models, codebook), report, models_dir=models
+            )
     except OutputError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=2) from None
