@@ -46,6 +46,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--store", default="sqlite:///outputs/mgz.sqlite", help="Store with the ingested corpus.")
     parser.add_argument("--skip-uncached", action="store_true", help="Leave out the runs that embed from scratch.")
+    parser.add_argument("--skip-replicated", action="store_true", help="Leave out the ×10 corpus.")
     args = parser.parse_args()
     engine = open_store(args.store)
     encoder = make_encoder("e5")
@@ -58,6 +59,8 @@ def main() -> None:
     cases = [("×1", bundled, True), ("×10", replicated, True)]
     if not args.skip_uncached:
         cases += [("×1", bundled, False), ("×10", replicated, False)]
+    if args.skip_replicated:
+        cases = [case for case in cases if case[0] == "×1"]
     for name, passages, cached in cases:
         with tempfile.TemporaryDirectory() as scratch:
             store = engine if cached else open_store(f"sqlite:///{scratch}/empty.sqlite")

@@ -282,10 +282,14 @@ def fit_topics(
         raw_backend = backend
 
         class CentredBackend(BaseEmbedder):
-            """Words, seed themes and representative passages in the centred space (corpus mean taken out)."""
+            """Words, seed themes and representative passages in the space the passages are clustered in
+            (corpus mean taken out, whitened like the passages), so guided seeds and KeyBERT compare like
+            with like."""
 
             def embed(self, documents, verbose: bool = False) -> np.ndarray:
                 vectors = raw_backend.embed(list(documents)) - offset
+                if whitening is not None:
+                    vectors = (vectors - whitening["mean"]) @ whitening["components"].T / np.sqrt(whitening["variance"])
                 return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
 
         backend = CentredBackend()
