@@ -497,7 +497,7 @@ def write_html_report(
                         {
                             "text": f"{sign}{record.n}" if record.n else "",
                             "css": css,
-                            "title": f"{record.n_model_only} alleen model",
+                            "title": _cell_title(record),
                         }
                     )
                     if record.n:
@@ -558,6 +558,15 @@ def write_html_report(
         topic_heatmap=base64.b64encode(topics["heatmap_png"]).decode() if topics else "",
     )
     write_atomic(path, page)
+
+
+def _cell_title(record) -> str:
+    """A Tabel-1 cell's hover text: how much rests on the model, and the estimate where there is one."""
+    title = f"{record.n_model_only} alleen model"
+    if record.method == "ppi":
+        interval = interval_text(_none(record.ci_low), _none(record.ci_high))
+        title += f"; geschat aandeel {pct(record.estimate, 1)} ({interval})"
+    return title
 
 
 def _estimate_rows(compact: pd.DataFrame | None, codebook: Codebook) -> list[dict]:
