@@ -67,7 +67,7 @@ MAX_SOURCE_BYTES = 64 * 2**20
 # already read counts again: it is aligned again). Memory grows with words (about 0.5 KB each
 # while aligning), so these bound what one file can make the import hold.
 MAX_IMPORT_CHARS = 128 * 2**20
-MAX_IMPORT_WORDS = 2_000_000
+MAX_IMPORT_WORDS = 1_000_000
 MAX_CODE_DEPTH = 100  # codes nested deeper than this are refused (no program nests a codebook so)
 _NON_SPACE = re.compile(r"\S+")  # a word, as the aligner counts them
 # Alignment: a source belongs to a document when at least this share of the shorter
