@@ -23,9 +23,22 @@ if TYPE_CHECKING:
     from pipeline.corpus import IngestReport
     from pipeline.settings import Settings
 
-app = typer.Typer(
-    help="Text mining for Dutch qualitative research on medisch-generalistische zorg.", no_args_is_help=True
-)
+
+class _App(typer.Typer):
+    """The command line, with one last guard: a file-system error nobody handled nearer (a
+    read-only or full output folder, a missing directory) is one line naming the path, exit
+    status 2, not a traceback."""
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return super().__call__(*args, **kwargs)
+        except OSError as exc:
+            where = exc.filename or "mgz"
+            sys.stderr.write(f"error: {where}: {exc.strerror or type(exc).__name__}\n")
+            raise SystemExit(2) from None
+
+
+app = _App(help="Text mining for Dutch qualitative research on medisch-generalistische zorg.", no_args_is_help=True)
 console = Console(stderr=True)
 
 

@@ -313,3 +313,20 @@ def test_a_read_only_output_folder_is_one_line_and_changes_nothing(tmp_path, sma
     [line] = result.stderr.strip().splitlines()
     assert line.startswith(f"error: {out}: ") and "Read-only" in line
     assert all(path.read_bytes() == data for path, data in files.items())
+
+
+def test_commands_writing_into_a_read_only_folder_say_so_in_one_line(tmp_path, small_disk):
+    import subprocess
+    import sys
+
+    point, read_only = small_disk
+    source = tmp_path / "kort.txt"
+    source.write_text(TEXT, "utf-8")
+    read_only()
+    for args in (["extract", str(source), "--out", str(point / "tekst")], ["matrices", "--out", str(point / "uit")]):
+        done = subprocess.run(
+            [sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 2, done.stderr
+        [line] = done.stderr.strip().splitlines()
+        assert line.startswith(f"error: {point}") and line.endswith("Read-only file system"), line
