@@ -227,3 +227,27 @@ def test_a_blind_coder_cannot_take_over_or_see_the_models_labels(rs):
     # Bert, who is no coder of this sample, sees it locked; an unassigned passage still shows the model.
     other = next(p for p in rs.passages if p.id != pid)
     assert "<meter" in next(r for r in client.get("/queue").text.split("<tr>")[1:] if f"/passages/{other.id}?" in r)
+
+
+def test_a_stored_source_outside_the_corpus_folder_is_not_served(rs, tmp_path):
+    import shutil
+
+    from sqlalchemy import update
+
+    from pipeline.store import DocumentRow, source_path
+
+    from .review_fixtures import DOC
+
+    client = logged_in(rs, "anna")
+    assert client.get(f"/documents/{DOC}/pdf").status_code == 200
+    with session(rs.engine) as s:
+        row = s.get(DocumentRow, DOC)
+        inside = source_path(row.source, row.corpus_root)
+    elsewhere = tmp_path / "elders"
+    elsewhere.mkdir()
+    outside = shutil.copy(inside, elsewhere / "geheim.pdf")
+    with session(rs.engine) as s:  # as a store written before ingest refused such paths
+        s.execute(update(DocumentRow).where(DocumentRow.doc_id == DOC).values(source=str(outside)))
+    fresh = logged_in(rs, "anna")
+    refused = fresh.get(f"/documents/{DOC}/pdf")
+    assert refused.status_code == 404 and not refused.content.startswith(b"%PDF")

@@ -307,6 +307,19 @@ def _safe_next(target: str | None) -> str:
     return "/queue"
 
 
+def _inside_corpus(path: Path, corpus_root: str | None, corpus_dir: Path | None) -> bool:
+    """True when ``path`` (symbolic links followed) lies in the corpus folder: ``--corpus``, the
+    root recorded at ingest, or for documents stored before roots were recorded the folder the
+    server runs in. Ingest refuses files outside the corpus (issue 16); this keeps a store
+    written before that, or by hand, from serving other files to every analyst."""
+    roots = [Path(r) for r in (corpus_dir, corpus_root) if r] or [Path.cwd()]
+    try:
+        target = path.resolve()
+        return any(target.is_relative_to(root.resolve()) for root in roots)
+    except (OSError, RuntimeError):
+        return False
+
+
 def _wants_html(request: Request) -> bool:
     return request.method == "GET" and "text/html" in request.headers.get("accept", "")
 
@@ -619,6 +632,8 @@ def create_app(
         index.refresh()
         doc = index.docs.get(doc_id)
         path = source_path(doc.source, doc.corpus_root, corpus_dir) if doc else None
+        if path is not None and not _inside_corpus(path, doc.corpus_root, corpus_dir):
+            path = None  # a source stored from outside the corpus folder is never served
         if path is None or path.suffix.lower() != ".pdf" or not path.is_file():
             return render(
                 request,
