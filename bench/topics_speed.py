@@ -21,12 +21,15 @@ from pipeline.embeddings import embed, make_encoder
 from pipeline.store import open_store
 from pipeline.topics import TopicParams, cached_backend, fit_topics, seed_stability, topic_passages
 
+# The setting before issue 23 (raw vectors, plain kNN, 40 themes), timed in the same process with --today.
+TODAY = {"centring": "none", "neighbours": "all", "max_topics": 40, "seed_runs": 1}
 
-def timed_fit(passages, engine, encoder) -> tuple[float, dict]:
+
+def timed_fit(passages, engine, encoder, **overrides) -> tuple[float, dict]:
     start = time.perf_counter()
     embeddings = embed([p.text for p in passages], encoder, engine)
     embedded = time.perf_counter() - start
-    params = TopicParams.for_corpus(len(passages))
+    params = TopicParams.for_corpus(len(passages), **overrides)
     result = fit_topics(passages, embeddings, params, cached_backend(encoder, engine), encoder.name)
     fitted = time.perf_counter() - start
     seed_stability(result, embeddings, cached_backend(encoder, engine))  # what build_topics adds per fit
@@ -47,6 +50,7 @@ def main() -> None:
     parser.add_argument("--store", default="sqlite:///outputs/mgz.sqlite", help="Store with the ingested corpus.")
     parser.add_argument("--skip-uncached", action="store_true", help="Leave out the runs that embed from scratch.")
     parser.add_argument("--skip-replicated", action="store_true", help="Leave out the ×10 corpus.")
+    parser.add_argument("--today", action="store_true", help="Also time the setting before issue 23 (×1, cached).")
     args = parser.parse_args()
     engine = open_store(args.store)
     encoder = make_encoder("e5")
@@ -72,6 +76,9 @@ def main() -> None:
             f"(×{seconds / baseline:.2f} of ×1 cached) {info}",
             flush=True,
         )
+    if args.today:
+        seconds, info = timed_fit(bundled, engine, make_encoder("e5"), **TODAY)
+        print(f"  ×1 setting before issue 23, cached: {seconds:7.1f} s (×{seconds / baseline:.2f}) {info}", flush=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {peak:.0f} MiB")
 

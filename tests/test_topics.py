@@ -10,6 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+from markupsafe import escape
 from sklearn.metrics import adjusted_rand_score
 from typer.testing import CliRunner
 
@@ -37,6 +38,7 @@ from pipeline.topics import (
     shared_vocabulary,
     topic_diversity,
     topic_passages,
+    topic_view,
     topic_words,
 )
 
@@ -271,7 +273,7 @@ def test_a_document_floor_keeps_one_documents_words_out_of_the_topic_words(corpu
     assert own and not own & vocabulary
     embeddings = embed([p.text for p in passages], encoder, engine)
     result = fit_topics(passages, embeddings, params, cached_backend(encoder, engine), encoder.name, label=False)
-    words = {w for topic in topic_words(result) for w in topic}
+    words = {w for topic in topic_words(result) for w in topic if w}  # BERTopic pads short lists with ""
     assert words and words <= vocabulary
 
 
@@ -306,3 +308,20 @@ def test_a_left_out_document_is_placed_on_the_existing_themes(corpus_store):
     placed = place_passages(result, passages, embeddings)  # the fitted passages themselves, as if new
     agree = np.mean([a == b for a, b in zip(placed, result.topics, strict=True) if b != -1])
     assert agree > 0.6 and set(placed) <= set(result.topics)
+
+
+def test_report_section_compares_shared_themes_per_sector(built):
+    root, _, summary = built
+    folder = root / "out" / "topics"
+    view = topic_view(folder, load_codebook())
+    html = str(view["section"])
+    table = pd.read_csv(folder / "topics.csv").set_index("topic")
+    shown = [t for t in summary["shared_themes"] if t not in summary["themes_in_one_seed_only"]]
+    assert "Hetzelfde thema per sector, naast elkaar" in html and "bootstrapinterval" in html
+    for topic in shown:
+        assert str(escape(table.loc[topic, "label"])) in html
+    for topic in summary["themes_in_one_seed_only"]:  # listed apart, not as a finding
+        assert html.count(str(escape(table.loc[topic, "label"]))) == 1
+    side = pd.read_csv(folder / "theme_sector_passages.csv")
+    first = side[(side.topic == shown[0]) & (side["rank"] == 1)]
+    assert all(str(escape(text[:80])) in html for text in first.text)  # each sector's passage, side by side
