@@ -16,6 +16,9 @@ times, it reports per label (every polarity label, every condition):
     python bench/estimate_coverage.py [--predictions outputs/bench/lodo-predictions.jsonl]
         [--reps 1000] [--scores labels|probabilities] [--csv docs/estimate-coverage.csv]
 
+With --csv, the sector-level results (documents as strata, differences between
+sectors) go to the same name with "-sectors" added.
+
 Runs `bench/lodo_predictions.py` first when its cache is missing (slow).
 """
 
@@ -31,7 +34,15 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.codebook import load_codebook
-from pipeline.estimate import DEFAULT_CONFIDENCE, classical_share, label_indicator, label_score, ppi_share
+from pipeline.estimate import (
+    DEFAULT_CONFIDENCE,
+    classical_share,
+    combine,
+    difference,
+    label_indicator,
+    label_score,
+    ppi_share,
+)
 from pipeline.matrices import CONTENT_KINDS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,6 +85,52 @@ def simulate(
         "width_ppi": round(width / reps, 4),
         "width_classical": round(width_classical / reps, 4),
     }
+
+
+def strata(
+    docs: list[tuple[np.ndarray, np.ndarray]], n: int, reps: int, rng: np.random.Generator
+) -> list:
+    """One draw of per-document estimates for each repetition (the same draws serve sectors and differences)."""
+    out = []
+    for _ in range(reps):
+        parts = []
+        for y, yhat in docs:
+            sample = rng.choice(len(y), size=min(n, len(y) - 1), replace=False)
+            parts.append(ppi_share(y[sample], yhat[sample], yhat, DEFAULT_CONFIDENCE))
+        out.append(combine(parts, DEFAULT_CONFIDENCE))
+    return out
+
+
+def sector_coverage(rows: list[dict], targets, use_scores: bool, reps: int, rng: np.random.Generator) -> list[dict]:
+    """Stratified sector estimates (documents as strata) and differences between sectors: coverage."""
+    sectors: dict[str, dict[str, list[dict]]] = {}
+    for r in rows:
+        sectors.setdefault(r["sector"], {}).setdefault(r["doc_id"], []).append(r)
+    results = []
+    for field, label in targets:
+        arrays = {
+            sector: [
+                (np.array([label_indicator(r["reference"], field, label) for r in doc]),
+                 np.array([label_score(r["prediction"], field, label, use_scores) for r in doc]))
+                for doc in docs.values()
+            ]
+            for sector, docs in sectors.items()
+        }  # fmt: skip
+        truth = {s: sum(y.sum() for y, _ in a) / sum(len(y) for y, _ in a) for s, a in arrays.items()}
+        for n in (20, 40):
+            draws = {s: strata(a, n, reps, rng) for s, a in arrays.items()}
+            for s in sorted(draws):
+                if len(arrays[s]) > 1:
+                    hit = np.mean([e.ci_low <= truth[s] <= e.ci_high for e in draws[s]])
+                    results.append({"what": f"sector {s}", "label": label, "n_per_doc": n, "coverage": hit})
+            names = sorted(draws)
+            for i, a in enumerate(names):
+                for b in names[i + 1 :]:
+                    true_diff = truth[a] - truth[b]
+                    ds = [difference(x, y, DEFAULT_CONFIDENCE) for x, y in zip(draws[a], draws[b], strict=True)]
+                    hit = np.mean([d["ci_low"] <= true_diff <= d["ci_high"] for d in ds])
+                    results.append({"what": f"{a} − {b}", "label": label, "n_per_doc": n, "coverage": hit})
+    return results
 
 
 def main() -> None:
@@ -123,12 +180,23 @@ def main() -> None:
         print(f"audit {size:>4}: mean width ratio PPI++/classical {ratio:.3f}; "
               f"coverage PPI++ min {min(r['coverage_ppi'] for r in part):.3f}, "
               f"classical min {min(r['coverage_classical'] for r in part):.3f}")  # fmt: skip
+    strat = sector_coverage(rows, targets, args.scores == "probabilities", args.reps, rng)
+    for n in (20, 40):
+        part = [r for r in strat if r["n_per_doc"] == n]
+        sect = [r["coverage"] for r in part if r["what"].startswith("sector")]
+        diff = [r["coverage"] for r in part if not r["what"].startswith("sector")]
+        worst = min(part, key=lambda r: r["coverage"])
+        print(
+            f"{n} per document: stratified sector coverage min {min(sect):.3f}, "
+            f"differences between sectors min {min(diff):.3f} (lowest: {worst['what']}, {worst['label']})"
+        )
     if args.csv:
         args.csv.parent.mkdir(parents=True, exist_ok=True)
-        with args.csv.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(results[0]))
-            writer.writeheader()
-            writer.writerows(results)
+        for path, table in ((args.csv, results), (args.csv.with_name(args.csv.stem + "-sectors.csv"), strat)):
+            with path.open("w", newline="", encoding="utf-8") as handle:
+                writer = csv.DictWriter(handle, fieldnames=list(table[0]))
+                writer.writeheader()
+                writer.writerows({k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()} for r in table)
 
 
 if __name__ == "__main__":

@@ -63,7 +63,8 @@ class Estimate:
 
     ``method``: ``ppi`` (model plus audit sample), ``human`` (every passage coded by an
     analyst: the share is exact), ``model`` (no audit sample: a model count that may
-    be biased; no interval). ``model_share`` is the plain share of the model's labels.
+    be biased; no interval). ``model_share`` is the model's own share: the mean score
+    from ``ppi_share``, the plain label count where the matrices pass it in.
     """
 
     estimate: float
@@ -74,6 +75,8 @@ class Estimate:
     n_total: int
     model_share: float
     lam: float | None = None
+    # Effective sample size of the score interval (inf: exact); strata combine through it.
+    n_eff: float | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -136,7 +139,7 @@ def ppi_share(
         raise ValueError(f"audit sample of {n} labels and {len(yh)} scores does not fit {N} passages")
     if n == N:
         share = float(y.mean())
-        return Estimate(share, share, share, "human", n, N, model_share, 0.0)
+        return Estimate(share, share, share, "human", n, N, model_share, 0.0, math.inf)
     lam = power_tuning(y, yh) if lam is None else float(lam)
     theta = float(lam * everything.mean() + (y - lam * yh).mean())
     theta = min(1.0, max(0.0, theta))
@@ -147,7 +150,7 @@ def ppi_share(
     fpc = 1 - n / N
     n_eff = n / (ratio * fpc) if fpc > 0 else math.inf
     low, high = score_interval(theta, n_eff, _quantile(n, confidence))
-    return Estimate(theta, low, high, "ppi", n, N, model_share, lam)
+    return Estimate(theta, low, high, "ppi", n, N, model_share, lam, n_eff)
 
 
 def classical_share(y_audit: Sequence[float], n_total: int, confidence: float = DEFAULT_CONFIDENCE) -> Estimate:
@@ -167,20 +170,16 @@ def classical_share(y_audit: Sequence[float], n_total: int, confidence: float = 
 # --------------------------------------------------------------------------- strata
 
 
-def _variance(e: Estimate, confidence: float) -> float:
-    """The variance an estimate's interval implies (its half-width over the quantile, squared)."""
-    if e.method == "human" or e.ci_low is None or e.ci_high is None:
-        return 0.0
-    q = _quantile(e.n_audit, confidence)
-    return ((e.ci_high - e.ci_low) / (2 * q)) ** 2
-
-
 def combine(estimates: Sequence[Estimate], confidence: float = DEFAULT_CONFIDENCE) -> Estimate:
-    """Documents as strata of a sector: weights by passages per document, variances added.
+    """Documents as strata of a sector: the share is the passage-weighted mean of theirs.
 
-    The interval is normal on the combined variance (each stratum's variance comes from
-    its own small-sample interval); a stratum without an audit sample makes the whole a
-    ``model`` count, since nothing corrects that document's bias."""
+    The interval is the score interval again, with the stratified design's effective
+    sample size 1 / sum(W_d^2 / m_d) (each document's own effective size m_d; Korn &
+    Graubard 1998 use the same device for complex samples) and Student's t with
+    sum(n_d) − strata degrees of freedom. A normal interval on the summed variances
+    undercovers here, because a document's estimated variance vanishes where its
+    share is near 0. A stratum without an audit sample makes the whole a ``model``
+    count, since nothing corrects that document's bias."""
     parts = [e for e in estimates if e.n_total > 0]
     total = sum(e.n_total for e in parts)
     if not parts:
@@ -191,28 +190,28 @@ def combine(estimates: Sequence[Estimate], confidence: float = DEFAULT_CONFIDENC
     n_audit = sum(e.n_audit for e in parts)
     if any(e.method == "model" for e in parts):
         return Estimate(model_share, None, None, "model", n_audit, total, model_share)
-    if all(e.method == "human" for e in parts):
-        return Estimate(estimate, estimate, estimate, "human", n_audit, total, model_share)
-    variance = sum(w * w * _variance(e, confidence) for w, e in zip(weights, parts, strict=True))
-    half = float(stats.norm.ppf(0.5 + confidence / 2)) * math.sqrt(variance)
-    return Estimate(
-        estimate, max(0.0, estimate - half), min(1.0, estimate + half), "ppi", n_audit, total, model_share
-    )
+    inverse = sum(w * w / e.n_eff for w, e in zip(weights, parts, strict=True) if e.n_eff not in (None, math.inf))
+    if all(e.method == "human" for e in parts) or inverse == 0:
+        return Estimate(estimate, estimate, estimate, "human", n_audit, total, model_share, None, math.inf)
+    sampled = [e for e in parts if e.method != "human"]
+    df_n = sum(e.n_audit for e in sampled) - len(sampled) + 1
+    low, high = score_interval(estimate, 1 / inverse, _quantile(df_n, confidence))
+    return Estimate(estimate, low, high, "ppi", n_audit, total, model_share, None, 1 / inverse)
 
 
 def difference(a: Estimate, b: Estimate, confidence: float = DEFAULT_CONFIDENCE) -> dict:
-    """``a − b`` (e.g. two sectors' shares) with its normal interval (independent documents).
+    """``a − b`` (e.g. two sectors' shares) with Newcombe's hybrid score interval (1998, method
+    10), built from each side's own score interval (independent documents).
 
     Without an audit sample on either side there is no interval: the difference of
     two model counts carries both models' biases."""
     diff = a.estimate - b.estimate
-    if "model" in (a.method, b.method):
+    if "model" in (a.method, b.method) or None in (a.ci_low, a.ci_high, b.ci_low, b.ci_high):
         return {"difference": diff, "ci_low": None, "ci_high": None, "method": "model"}
-    half = float(stats.norm.ppf(0.5 + confidence / 2)) * math.sqrt(
-        _variance(a, confidence) + _variance(b, confidence)
-    )
+    low = diff - math.sqrt((a.estimate - a.ci_low) ** 2 + (b.ci_high - b.estimate) ** 2)
+    high = diff + math.sqrt((a.ci_high - a.estimate) ** 2 + (b.estimate - b.ci_low) ** 2)
     method = "human" if a.method == b.method == "human" else "ppi"
-    return {"difference": diff, "ci_low": diff - half, "ci_high": diff + half, "method": method}
+    return {"difference": diff, "ci_low": max(-1.0, low), "ci_high": min(1.0, high), "method": method}
 
 
 def audit_size_for(half_width: float, n_total: int, confidence: float = DEFAULT_CONFIDENCE) -> int:

@@ -10,6 +10,7 @@ count says how much of it rests on the model alone.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -160,12 +161,14 @@ def estimate_cells(
             yhat_all = [cell.score(p.model) for p in content]
             e = ppi_share(y, yhat, yhat_all, confidence)
             plain = sum(cell.holds(p.labels) for p in content) / N
-            out.append(Estimate(e.estimate, e.ci_low, e.ci_high, "ppi", e.n_audit, N, plain, e.lam))
+            out.append(Estimate(e.estimate, e.ci_low, e.ci_high, "ppi", e.n_audit, N, plain, e.lam, e.n_eff))
         return out
     for cell in cells:
         share = sum(cell.holds(p.labels) for p in content) / N if N else 0.0
         exact = method == "human"
-        out.append(Estimate(share, share if exact else None, share if exact else None, method, 0, N, share))
+        bound = share if exact else None
+        n_eff = math.inf if exact else None
+        out.append(Estimate(share, bound, bound, method, N if exact else 0, N, share, None, n_eff))
     return out
 
 

@@ -17,6 +17,7 @@ from pipeline.cli import app
 from pipeline.codebook import load_codebook
 from pipeline.estimate import (
     Estimate,
+    _quantile,
     classical_share,
     combine,
     difference,
@@ -113,17 +114,21 @@ def test_score_interval_is_wilson_at_the_sample_share():
 
 
 def test_strata_combine_by_passages_and_differences_add_variances():
-    a = Estimate(0.2, 0.1, 0.3, "ppi", 30, 300, 0.25)
-    b = Estimate(0.6, 0.4, 0.8, "ppi", 20, 100, 0.5)
+    a = Estimate(0.2, 0.1, 0.3, "ppi", 30, 300, 0.25, n_eff=60.0)
+    b = Estimate(0.6, 0.4, 0.8, "ppi", 20, 100, 0.5, n_eff=25.0)
     both = combine([a, b])
     assert both.estimate == pytest.approx(0.75 * 0.2 + 0.25 * 0.6)
     assert both.n_total == 400 and both.n_audit == 50 and both.method == "ppi"
-    assert both.ci_low < both.estimate < both.ci_high
+    m = 1 / (0.75**2 / 60 + 0.25**2 / 25)  # the stratified design's effective sample size
+    assert both.n_eff == pytest.approx(m)
+    assert (both.ci_low, both.ci_high) == pytest.approx(score_interval(0.3, m, _quantile(49, 0.95)))
     assert combine([a, Estimate(0.5, None, None, "model", 0, 100, 0.5)]).method == "model"
     exact = Estimate(0.4, 0.4, 0.4, "human", 100, 100, 0.4)
     assert combine([exact, exact]).method == "human"
-    d = difference(a, b)
-    assert d["difference"] == pytest.approx(-0.4) and d["ci_low"] < -0.4 < d["ci_high"] < 0
+    d = difference(a, b)  # Newcombe's hybrid score interval from the two sides' own intervals
+    assert d["difference"] == pytest.approx(-0.4)
+    half = math.sqrt(0.1**2 + 0.2**2)
+    assert (d["ci_low"], d["ci_high"]) == pytest.approx((-0.4 - half, -0.4 + half))
     assert difference(a, Estimate(0.5, None, None, "model", 0, 10, 0.5))["ci_low"] is None
 
 
