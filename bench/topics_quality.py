@@ -4,15 +4,16 @@ Per setting: the number of themes and the largest theme's share; the share of th
 that reach two sectors (each ≥ 10 % of the theme); the share of themes drawn ≥ 90 % from one document;
 NPMI over the corpus's own tokens and topic diversity (unique share of the top-10 words, c-TF-IDF); outlier
 shares and the time of the fit without KeyBERT/MMR labels. The steps that take the document signal out
-are measured one at a time on top of
-today's setting: per-document centring (or whitening) of the passage vectors before UMAP, topic words
-from at least two documents (c-TF-IDF document-frequency floor), seeded zero-shot themes from the
-codebook and guidelines, and merging near-duplicate themes (hierarchical topics). Earlier comparisons
-(eom vs leaf, sizes, the USE encoder) stay in the README.
+are measured one at a time on top of today's setting: per-document centring (or whitening) of the
+passage vectors before UMAP, topic words from at least two documents (c-TF-IDF document-frequency floor),
+seeded zero-shot themes from the codebook and guidelines, merging near-duplicate themes (hierarchical
+topics), and UMAP's neighbours drawn from every document in equal numbers. Earlier comparisons (eom vs
+leaf, sizes, the USE encoder) stay in the README.
 
 ``--seeds`` refits the named settings with five UMAP seeds: mean pairwise ARI of the passage assignments
 and the share of themes that recur (Jaccard ≥ 0.5) in at least one other seed. ``--lodo`` leaves each
-document out of the fit and places it with ``transform``: the share of its passages that land in an
+document out of the fit and places it with ``place_passages`` (BERTopic's transform by similarity to
+the themes' centroids): the share of its passages that land in an
 existing theme, and in a theme shared by two sectors of the remaining corpus.
 
 Writes docs/topics-evaluation.csv (settings), docs/topics-stability.csv, docs/topics-lodo.csv.

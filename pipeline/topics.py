@@ -16,13 +16,12 @@ conditions. Design choices, each for a reason:
   embedding space separates documents first. The clustering therefore sees each
   document's passages with the document's mean vector taken out, whitened over the
   corpus, and UMAP gets a neighbour graph with each passage's neighbours drawn from
-  every document in equal numbers (pipeline/topic_space.py); topic words must occur
-  in at least two documents, so one study's jargon and names cannot label a theme.
+  every document in equal numbers (pipeline/topic_space.py).
 - Clusters: HDBSCAN's "leaf" selection with a small ``min_samples``, at most
   0.625·√n themes (25 here). Every step was measured against today's setting on
   what a cross-sector comparison needs (bench/topics_quality.py,
-  docs/topics-evaluation.csv); zero-shot seed themes and merging near-duplicates
-  are options that did not win there.
+  docs/topics-evaluation.csv); the c-TF-IDF document floor, zero-shot seed
+  themes and merging near-duplicates are options that did not win there.
 - Stability: the same settings are refitted with other UMAP seeds; a theme that
   exists in one fit only is flagged and not reported as a finding.
 - Reproducible: UMAP with a fixed ``random_state`` (which also makes it
@@ -39,6 +38,7 @@ import hashlib
 import json
 import math
 import shutil
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -324,7 +324,9 @@ def fit_topics(
         zeroshot_min_similarity=params.zeroshot_min_similarity,
         calculate_probabilities=False,
     )
-    topics, _ = model.fit_transform(docs, embeddings=space)
+    with warnings.catch_warnings():  # with our neighbour graph UMAP cannot transform; place_passages does not ask it
+        warnings.filterwarnings("ignore", message="precomputed_knn.*transform", category=UserWarning)
+        topics, _ = model.fit_transform(docs, embeddings=space)
     if params.max_topics and len(set(topics) - {-1}) > params.max_topics:
         model.reduce_topics(docs, nr_topics=params.max_topics + 1)
         topics = list(model.topics_)
