@@ -205,12 +205,18 @@ def _xlsx_estimates(sheet, row: int, compact: pd.DataFrame, codebook: Codebook, 
     for j, header in enumerate(headers, start=1):
         sheet.cell(row=row + 2, column=j, value=header).font = Font(bold=True)
     polarity_names = {lab: codebook.fields["polarity"].label(lab).name for lab in codebook.ids("polarity")}
-    for i, r in enumerate(compact[compact.polarity.isin(list(SIGNS))].itertuples(), start=row + 3):
+    for i, r in enumerate(_findings(compact).itertuples(), start=row + 3):
         name = condition_name(codebook, r.condition)
         values = [name, polarity_names[r.polarity], f"{r.n} ({pct(r.share)})", pct(r.estimate),
                   interval_text(_none(r.ci_low), _none(r.ci_high)), METHOD_NAMES[r.method]]  # fmt: skip
         for j, value in enumerate(values, start=1):
             sheet.cell(row=i, column=j, value=value)
+
+
+def _findings(compact: pd.DataFrame) -> pd.DataFrame:
+    """Barrier and good-practice rows of a compact matrix; passages without a condition are no
+    finding by the coding rules, so their barrier/good-practice cells are structurally empty."""
+    return compact[compact.polarity.isin(list(SIGNS)) & (compact.condition != "geen voorwaarde")]
 
 
 def _none(x) -> float | None:
@@ -581,7 +587,7 @@ def _estimate_rows(compact: pd.DataFrame | None, codebook: Codebook) -> list[dic
             "estimate": pct(r.estimate),
             "interval": interval_text(_none(r.ci_low), _none(r.ci_high)) or "geen (alleen model)",
         }
-        for r in compact[compact.polarity.isin(list(SIGNS))].itertuples()
+        for r in _findings(compact).itertuples()
     ]
 
 
