@@ -560,8 +560,11 @@ def save_topic_model(result: TopicResult, directory: Path) -> None:
         "outliers_after_reduction": result.outliers_after,
         "outlier_threshold": result.outlier_threshold,
     }
-    if result.whitening is not None:  # plain arrays, no pickle
-        np.savez(staging / "mgz_whitening.npz", **result.whitening)
+    if result.whitening is not None:  # safetensors: no pickle, and the same bytes for the same arrays (npz is not)
+        from safetensors.numpy import save_file
+
+        save_file({k: np.ascontiguousarray(v) for k, v in result.whitening.items()},
+                  str(staging / "mgz_whitening.safetensors"))  # fmt: skip
     (staging / "mgz_topics.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", "utf-8")
     if directory.exists():
         shutil.rmtree(directory)
@@ -758,8 +761,10 @@ def load_topic_result(directory: Path, encoder, engine=None) -> TopicResult:
     :func:`place_passages`: a new study's passages onto the existing themes."""
     meta = json.loads((Path(directory) / "mgz_topics.json").read_text("utf-8"))
     params = TopicParams(**{**meta["params"], "ngram_range": tuple(meta["params"]["ngram_range"])})
-    whitening_file = Path(directory) / "mgz_whitening.npz"
-    whitening = dict(np.load(whitening_file, allow_pickle=False)) if whitening_file.exists() else None
+    from safetensors.numpy import load_file
+
+    whitening_file = Path(directory) / "mgz_whitening.safetensors"
+    whitening = load_file(str(whitening_file)) if whitening_file.exists() else None
     return TopicResult(
         model=load_topic_model(directory, encoder, engine),
         passages=[],
