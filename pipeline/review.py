@@ -1027,9 +1027,11 @@ class ReviewIndex:
             if f.q:
                 pool = [i for i in pool if f.q.casefold() in i.folded]
             return [i for i in pool if self.state(i, user).status == "todo" and set(f.labels) <= i.keys]
-        if f.status == "audit":  # the random sample, in the chosen order, what this user still has to code
+        if f.status == "audit":  # the random sample, what this user still has to code
             pool = [i for p in self.audit if (i := snapshot.items.get(p)) is not None and i.is_content]
-            pool.sort(key=lambda i: i.rank[f.order])
+            # Least-confident-first would tell a blind coder what the model doubts: blind passages
+            # come in reading order, whatever order is chosen.
+            pool.sort(key=lambda i: i.rank["reading" if i.passage_id in self.blind_audit else f.order])
             pool = [i for i in pool if (not f.doc or i.doc_id == f.doc) and (not f.sector or i.sector == f.sector)]
             if f.q:
                 pool = [i for i in pool if f.q.casefold() in i.folded]
@@ -1042,7 +1044,12 @@ class ReviewIndex:
             ]
         if f.status in ONLY_DECIDED_OR_ASSIGNED:  # only decided or double-coded passages can match
             pool = [i for p in special if (i := snapshot.items.get(p)) is not None and i.is_content]
-            pool.sort(key=lambda i: i.rank[f.order])
+            order = f.order
+            if f.status == "double" and any(
+                user.name in coders and coders[user.name][1] for coders in self.assignments.values()
+            ):
+                order = "reading"  # a blind coder's own sample: the uncertainty order would show the model
+            pool.sort(key=lambda i: i.rank[order])
             if f.doc:
                 pool = [i for i in pool if i.doc_id == f.doc]
         elif f.doc:
@@ -1057,8 +1064,9 @@ class ReviewIndex:
         wanted = frozenset(f.labels)
         status = f.status
         assigned = self._assigned
-        if (wanted or status == "uncertain") and self.blind_audit:
-            # label filters and the model's doubt are model signals: never on an undecided blind audit passage
+        if self.blind_audit:
+            # An undecided blind audit passage is coded in its own queue ("Steekproef"): elsewhere its
+            # place in the uncertainty order, a label filter or the model's doubt would show the model.
             pool = [i for i in pool if i.passage_id not in self.blind_audit or i.passage_id in self.decisions]
 
         def ok(item: Item) -> bool:  # a decided or double-coded passage

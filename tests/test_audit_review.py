@@ -97,3 +97,28 @@ def test_a_draw_with_the_model_shown_is_not_blind(rs):
     pid = sorted(audit_members(rs.engine)[DOC])[0]
     view = index.passage_view(pid, anna)
     assert view.audit and view.show_model and view.state.labels is not None
+
+
+def test_blind_passages_never_reveal_the_models_doubt_by_their_place_in_a_queue(rs):
+    draw_audit(rs.engine, per_document=5, seed=4)
+    sample = audit_members(rs.engine)[DOC]
+    anna = get_user(rs.engine, "anna")
+    index = ReviewIndex(rs.engine, rs.codebook, MODEL)
+    for status in ("todo", "all", "uncertain"):
+        listed = {i.passage_id for i in index.matching(anna, QueueFilter(status=status, order="uncertainty"))}
+        assert not listed & sample, status  # coded only in the Steekproef queue while undecided
+    audit = index.matching(anna, QueueFilter(status="audit", order="uncertainty"))
+    assert [i.seq for i in audit] == sorted(i.seq for i in audit)  # reading order, not the model's doubt
+
+
+def test_a_blind_double_coders_sample_comes_in_reading_order(rs):
+    from pipeline.review import assign_double_coding
+
+    chris = get_user(rs.engine, "chris")
+    doubtful = sorted(rs.passages, key=lambda p: rs.confidence[p.id])[:6]
+    assign_double_coding(rs.engine, [p.id for p in doubtful], ["anna", "bert"], chris, blind=True)
+    index = ReviewIndex(rs.engine, rs.codebook, MODEL)
+    queue = index.matching(get_user(rs.engine, "anna"), QueueFilter(status="double", order="uncertainty"))
+    assert [i.seq for i in queue] == sorted(i.seq for i in queue)
+    confidences = [rs.confidence[i.passage_id] for i in queue]
+    assert confidences != sorted(confidences)  # the uncertainty order would have differed
