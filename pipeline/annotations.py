@@ -112,14 +112,20 @@ def by_text_hash(codings: Iterable[Coding]) -> dict[str, Coding]:
 
 
 def build_reference(
-    primary: Sequence[Coding], adjudicated: Sequence[Coding], extra: Sequence[Coding] = ()
+    primary: Sequence[Coding],
+    adjudicated: Sequence[Coding],
+    extra: Sequence[Coding] = (),
+    carried: Sequence[Coding] = (),
 ) -> list[Coding]:
     """Final labels: the primary coding, replaced where a disagreement was adjudicated.
 
     ``extra`` holds codings for passages that the primary batches did not cover
-    (e.g. passages created by a later segmentation fix), coded the same way.
+    (e.g. passages created by a later segmentation fix), coded the same way;
+    ``carried`` codings followed a new segmentation by alignment and count only
+    where no coder coded that text.
     """
-    final = by_text_hash(primary)
+    final = by_text_hash(carried)
+    final.update(by_text_hash(primary))
     final.update(by_text_hash(extra))
     final.update(by_text_hash(adjudicated))
     return list(final.values())
@@ -358,6 +364,11 @@ class AnnotationSet:
         return self.root / "reference.jsonl"
 
     @property
+    def carried(self) -> Path:
+        """Codings carried onto a later segmentation (``reanchor_reference``), below every coder's own."""
+        return self.root / "carried.jsonl"
+
+    @property
     def synthetic(self) -> list[Path]:
         """Invented, coded passages written from the codebook alone: training data, never test data."""
         return sorted((self.root / "synthetic").glob("*.jsonl"))
@@ -366,8 +377,12 @@ class AnnotationSet:
         """Rebuild ``reference.jsonl`` from the raw, adjudicated and extra codings."""
         existing = [p for p in (self.adjudicated,) if p.exists()]
         extra = [p for p in (self.extra,) if p.exists()]
+        carried = [p for p in (self.carried,) if p.exists()]
         final = build_reference(
-            read_codings(self.primary, codebook), read_codings(existing, codebook), read_codings(extra, codebook)
+            read_codings(self.primary, codebook),
+            read_codings(existing, codebook),
+            read_codings(extra, codebook),
+            read_codings(carried, codebook),
         )
         write_codings(self.reference, final)
         return final
@@ -420,3 +435,93 @@ def annotation_stats(
         "structure_checks": checks,
         "label_counts": label_counts(passages_by_doc, sectors, reference, codebook),
     }
+
+
+# --------------------------------------------------------------------------- following a new segmentation
+
+
+@dataclass
+class ReanchorReport:
+    """Per document: reference codings whose passage text no longer exists, and where they went."""
+
+    doc_id: str
+    orphaned: int = 0  # coded texts that the current segmentation no longer has
+    aligned: int = 0  # carried onto a new passage with (almost) the same words
+    relook: int = 0  # split, merged or rewritten: the new passages need coding
+    removed: int = 0  # the text is gone from the document
+    to_code: list[str] = None  # new passage ids that need a coder  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        self.to_code = self.to_code or []
+
+
+def coded_texts(task_files: Iterable[Path]) -> list[dict]:
+    """The passages as the coders saw them (``data/coding-tasks``): doc id, reading order, text.
+
+    The reference keys codings by text hash only; these are the texts, so a later
+    segmentation can be aligned against the one that was coded."""
+    rows: dict[str, dict] = {}
+    for path in task_files:
+        for line in Path(path).read_text("utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                if row.get("text") and row.get("text_hash"):
+                    rows.setdefault(row["text_hash"], row)
+    return list(rows.values())
+
+
+def reanchor_reference(
+    reference: dict[str, Coding],
+    tasks: Sequence[dict],
+    documents: Sequence[tuple[str, str, Sequence[Passage]]],
+) -> tuple[list[Coding], list[ReanchorReport]]:
+    """Carry reference codings onto a new segmentation, the way analysts' decisions follow a
+    re-ingested document (``pipeline.carry``): exact text first, then word alignment of the
+    coded passage onto the new text, split or merged passages left for a coder.
+
+    ``documents`` are (doc id, cleaned text, passages) of the current segmentation. Returns
+    the codings for new passages whose text carries an old coding (keyed by the new text
+    hash, the note naming the old one) and a report per document.
+    """
+    from pipeline.carry import match_passages
+
+    carried: list[Coding] = []
+    reports = []
+    for doc_id, new_text, new_passages in documents:
+        current = {text_hash(p.text) for p in new_passages}
+        coded = sorted((t for t in tasks if t.get("doc_id") == doc_id), key=lambda t: t.get("seq", 0))
+        orphans = {t["text_hash"] for t in coded if t["text_hash"] in reference and t["text_hash"] not in current}
+        report = ReanchorReport(doc_id, orphaned=len(orphans))
+        reports.append(report)
+        if not orphans:
+            continue
+        old_passages, offset, parts = [], 0, []
+        for t in coded:
+            old_passages.append(Passage(t["text_hash"], t.get("kind", "paragraph"), t["text"], 1, 1, offset,
+                                        offset + len(t["text"])))  # fmt: skip
+            parts.append(t["text"])
+            offset += len(t["text"]) + 2
+        carries = match_passages("\n\n".join(parts), old_passages, new_text, list(new_passages), wanted=orphans)
+        new_by_id = {p.id: p for p in new_passages}
+        relooked: set[str] = set()
+        for c in carries:
+            if c.old_id not in orphans:
+                continue
+            if c.status == "aligned" and c.new_id:
+                new = new_by_id[c.new_id]
+                old = reference[c.old_id]
+                report.aligned += 1
+                if text_hash(new.text) not in reference:
+                    carried.append(
+                        Coding(text_hash(new.text), new.id, doc_id, dict(old.labels), old.coder, old.date,
+                               f"gevolgd van {c.old_id} (woordovereenkomst {c.similarity:.2f})")
+                    )  # fmt: skip
+            elif c.status == "relook" and c.new_id:
+                relooked.add(c.old_id)
+                if text_hash(new_by_id[c.new_id].text) not in reference:
+                    report.to_code.append(c.new_id)
+            elif c.status == "removed":
+                report.removed += 1
+        report.relook = len(relooked)
+        report.to_code = sorted(set(report.to_code))
+    return carried, reports

@@ -394,6 +394,46 @@ def annotations_build(
     console.print(f"{len(final)} codings in {annotations / 'reference.jsonl'}")
 
 
+@annotations_app.command("reanchor")
+def annotations_reanchor(
+    corpus: Path | None = typer.Option(None, help="Corpus folder (default corpus/)."),
+    store: str | None = typer.Option(None, help="SQLAlchemy URL (default sqlite in outputs/)."),
+    out: Path | None = typer.Option(None, help="Outputs folder (default outputs/)."),
+    annotations: Path = typer.Option(Path("data/annotations"), help="Annotation folder."),
+    tasks: Path = typer.Option(Path("data/coding-tasks"), help="The passages as the coders saw them."),
+    codebook: Path | None = typer.Option(None, help="Codebook YAML (default: the bundled system framework)."),
+) -> None:
+    """Let the reference coding follow a new segmentation: codings whose passage text changed are
+    carried by word alignment (carried.jsonl, then reference.jsonl is rebuilt); split or merged
+    passages are listed for coding."""
+    from pipeline.annotations import AnnotationSet, by_text_hash, coded_texts, read_codings, reanchor_reference
+    from pipeline.corpus import ingest_corpus, write_atomic
+    from pipeline.store import document_rows, document_text, load_passages, open_store
+
+    settings = _settings(corpus_dir=corpus, out_dir=out, store_url=store)
+    engine = open_store(settings.resolved_store_url())
+    ingest_corpus(settings.corpus_dir, engine, settings.workers)
+    book = load_codebook(codebook)
+    sets = AnnotationSet(annotations)
+    reference = by_text_hash(read_codings([sets.reference], book))
+    documents = [
+        (d["doc_id"], document_text(engine, d["doc_id"]), load_passages(engine, d["doc_id"]))
+        for d in document_rows(engine)
+        if d["status"] == "ok"
+    ]
+    carried, reports = reanchor_reference(reference, coded_texts(sorted(tasks.glob("*.jsonl"))), documents)
+    old = read_codings([sets.carried], book) if sets.carried.exists() else []
+    merged = {c.text_hash: c for c in [*old, *carried]}
+    write_atomic(sets.carried, "".join(json.dumps(c.to_json(), ensure_ascii=False) + "\n" for c in merged.values()))
+    final = sets.build(book)
+    for r in reports:
+        console.print(
+            f"{r.doc_id}: {r.orphaned} gecodeerde teksten niet meer in de segmentatie; {r.aligned} gevolgd, "
+            f"{r.relook} opnieuw te coderen ({len(r.to_code)} nieuwe passages), {r.removed} verdwenen"
+        )
+    console.print(f"{len(carried)} codings gevolgd; {len(final)} codings in {sets.reference}")
+
+
 @annotations_app.command("stats")
 def annotations_stats(
     corpus: Path | None = typer.Option(None, help="Corpus folder (default corpus/)."),

@@ -214,6 +214,13 @@ def stored_document(engine: Engine, doc_id: str) -> StoredDocument | None:
         return StoredDocument(row.doc_id, row.sha256, row.stage_version, row.status, row.error)
 
 
+def document_text(engine: Engine, doc_id: str) -> str:
+    """A stored document's cleaned text (what passage offsets index), empty when there is none."""
+    with session(engine) as s:
+        row = s.get(DocumentRow, doc_id)
+        return (row.text or "") if row is not None else ""
+
+
 def is_current(engine: Engine, doc_id: str, sha256: str, stage_version: str) -> bool:
     """True when this exact file was already ingested by this stage version."""
     stored = stored_document(engine, doc_id)
