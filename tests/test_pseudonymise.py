@@ -1,0 +1,133 @@
+"""Pseudonymisation on written strings with known answers (fast; no corpus)."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.pseudonymise import (
+    BIRTHDATE,
+    EMAIL,
+    PERSON,
+    PHONE,
+    POSTCODE,
+    AllowList,
+    OffsetMap,
+    Pseudonyms,
+    detect,
+    load_allow_list,
+    pseudonymise,
+)
+
+
+def names(text: str, allow: AllowList | None = None) -> list[str]:
+    return [s.text for s in detect(text, allow) if s.kind == PERSON]
+
+
+def run(text: str, mapping: Pseudonyms | None = None) -> str:
+    return pseudonymise(text, detect(text), mapping or Pseudonyms())[0]
+
+
+def test_speaker_labels_are_names_and_role_labels_are_not() -> None:
+    text = ("Patricia Bangma: ik werk als huisarts.\nInterviewer: hoe gaat dat?\n"
+            "Bianca (VGN): goed.\nJeanette – dat herken ik.\nDeelnemer: ja.\nToelichting: een kop.\n"
+            "Afkortingen: HA is huisarts.")
+    assert names(text) == ["Patricia Bangma", "Bianca", "Jeanette"]
+    out = run(text)
+    assert out.startswith("[Persoon 1]: ik werk als huisarts.\nInterviewer:")
+    assert "Deelnemer: ja." in out and "Toelichting: een kop." in out
+
+
+def test_vtt_voice_tag() -> None:
+    assert run("<v Patricia Bangma>Ik ben specialist ouderengeneeskunde.</v>") == (
+        "<v [Persoon 1]>Ik ben specialist ouderengeneeskunde.</v>"
+    )
+
+
+def test_titles_initials_and_particles() -> None:
+    text = "Ik sprak met dr. J. van der Berg en mw. Jansen. Later belde dhr. Ter Horst, daarna mevrouw De Jong."
+    assert names(text) == ["J. van der Berg", "Jansen", "Ter Horst", "De Jong"]
+    assert run(text) == ("Ik sprak met dr. [Persoon 1] en mw. [Persoon 2]. Later belde dhr. [Persoon 3], "
+                         "daarna mevrouw [Persoon 4].")
+
+
+def test_inverted_initials_in_a_reference_list() -> None:
+    text = "3. Schuurmans, J.J., Wallenburg, I., van der Woerd, O.S., Asten, B. van, Bal, R. (2021) Titel."
+    assert names(text) == ["Schuurmans, J.J.", "Wallenburg, I.", "van der Woerd, O.S.", "Asten, B. van", "Bal, R."]
+    assert all(s.cited for s in detect(text))
+
+
+def test_role_word_stays_outside_the_bracket_and_surname_joins_full_name() -> None:
+    text = "De bestuurder Kees de Vries zei het al. De Vries vond dat ook."
+    assert run(text) == "De bestuurder [Persoon 1] zei het al. [Persoon 1] vond dat ook."
+
+
+def test_first_name_joins_the_full_name_in_the_document() -> None:
+    text = "Deelsessie door Jeanette Jongsma, manager.\n\nJeanette: ik deel het convenant."
+    assert run(text) == "Deelsessie door [Persoon 1], manager.\n\n[Persoon 1]: ik deel het convenant."
+
+
+def test_same_person_same_pseudonym_across_documents() -> None:
+    mapping = Pseudonyms()
+    first = run("Interview met mw. Anna Smit en dhr. Piet Mulder.", mapping)
+    second = run("Piet Mulder: ik ben het eens.\nAnna Smit: ik niet.", mapping)
+    assert first == "Interview met mw. [Persoon 1] en dhr. [Persoon 2]."
+    assert second == "[Persoon 2]: ik ben het eens.\n[Persoon 1]: ik niet."
+
+
+def test_citations_are_kept_and_allow_list_applies() -> None:
+    text = "Volgens Klein Woolthuis et al. (2003) en (Kaats & Opheij, 2012) werkt het. Het Convenant MGZ geldt."
+    assert names(text, AllowList()) == ["Klein Woolthuis", "Kaats", "Opheij"]
+    assert names(text) == ["Kaats", "Opheij"]  # Klein Woolthuis is on the bundled allow-list
+    assert run(text) == text  # cited authors are not research subjects
+    spans = detect(text)
+    assert pseudonymise(text, spans, Pseudonyms(), keep_cited=False)[0].startswith(
+        "Volgens Klein Woolthuis et al. (2003) en ([Persoon 1] & [Persoon 2], 2012)"
+    )
+
+
+def test_domain_vocabulary_is_never_replaced() -> None:
+    text = ("Huisarts: de specialist ouderengeneeskunde belt het zorgkantoor over het convenant.\n"
+            "Zorgkantoor: dat klopt.\nSpecialist Ouderengeneeskunde – ja.\nConvenant: afspraken.")
+    assert names(text) == []
+    assert run(text) == text
+
+
+def test_contact_details_and_date_of_birth() -> None:
+    text = ("Mail naar j.jansen@umcg.nl of bel 06-12345678 of +31 (0)50 361 1234. "
+            "Adres: Hoofdstraat 12, 9712 AB Groningen. Geboren op 12-03-1954; het gesprek was op 3-4-2021. "
+            "In 2010 en 2012 waren er 1234 cliënten.")
+    got = {(s.kind, s.text) for s in detect(text)}
+    assert got == {(EMAIL, "j.jansen@umcg.nl"), (PHONE, "06-12345678"), (PHONE, "+31 (0)50 361 1234"),
+                   (POSTCODE, "Hoofdstraat 12"), (POSTCODE, "9712 AB"), (BIRTHDATE, "12-03-1954")}
+    out = run(text)
+    assert "3-4-2021" in out and "1234 cliënten" in out and "[Geboortedatum 1]" in out
+
+
+def test_ordinary_capitalised_words_are_not_names() -> None:
+    text = "Punt in de samenwerking is de affiniteit. Scholing geven kan. Box 1 (pagina 27) geeft een overzicht."
+    assert names(text) == []
+
+
+def test_extra_names_from_an_admin() -> None:
+    text = "Daarna kwam Punt binnen; Punt is de teamleider."
+    assert names(text) == []
+    assert [s.text for s in detect(text, extra_names=["Punt"])] == ["Punt", "Punt"]
+
+
+def test_offset_map_moves_selections() -> None:
+    text = "De bestuurder Kees de Vries zei: wij werken samen met de huisarts."
+    new, offsets = pseudonymise(text, detect(text), Pseudonyms())
+    assert isinstance(offsets, OffsetMap)
+    start = text.index("wij werken")
+    end = start + len("wij werken")
+    assert new[offsets.to_new(start) : offsets.to_new_end(end)] == "wij werken"
+    assert offsets.to_old(offsets.to_new(start)) == start
+    name_start, name_end = text.index("Kees"), text.index(" zei")
+    assert new[offsets.to_new(name_start) : offsets.to_new_end(name_end)] == "[Persoon 1]"
+    inside = text.index("de Vries")
+    assert new[offsets.to_new(inside) : offsets.to_new_end(inside + 3)] == "[Persoon 1]"
+
+
+@pytest.mark.parametrize("word", ["huisarts", "zorgkantoor", "convenant", "specialist"])
+def test_bundled_allow_list_protects_domain_words(word: str) -> None:
+    assert word in load_allow_list().protected
