@@ -493,3 +493,36 @@ def pseudonymise_corpus(
         new, _ = pseudonymise(texts[doc_id], detect(texts[doc_id], allow), mapping)
         out[doc_id] = new
     return out, mapping
+
+
+def pseudonymise_document(data: Mapping, mapping: Pseudonyms, allow: AllowList | None = None) -> dict:
+    """A pseudonymised copy of an extracted document (``Document.to_json()`` shape).
+
+    The body text is pseudonymised once; passage offsets move through the offset
+    map, so each passage's text is still ``text[char_start:char_end]``; the
+    speaker and the title get the same pseudonym as the same name in the body.
+    """
+    allow = allow if allow is not None else load_allow_list()
+    text = data["text"]
+    new, offsets = pseudonymise(text, detect(text, allow), mapping)
+    labels = {text[o_s:o_e]: new[n_s:n_e] for o_s, o_e, n_s, n_e in offsets.pieces}
+
+    def substitute(value: str | None) -> str | None:
+        if not value:
+            return value
+        for old in sorted(labels, key=len, reverse=True):
+            value = re.sub(rf"(?<![\w-]){re.escape(old)}(?![\w-])", labels[old], value)
+        return value
+
+    out = dict(data)
+    out["text"] = new
+    out["title"] = substitute(data.get("title"))
+    passages = []
+    for passage in data.get("passages") or ():
+        p = dict(passage)
+        start, end = offsets.to_new(passage["char_start"]), offsets.to_new_end(passage["char_end"])
+        p.update(char_start=start, char_end=end, text=new[start:end], speaker=substitute(passage.get("speaker")))
+        passages.append(p)
+    out["passages"] = passages
+    out["pseudonymised"] = True
+    return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from pipeline.pseudonymise import (
@@ -131,3 +133,23 @@ def test_offset_map_moves_selections() -> None:
 @pytest.mark.parametrize("word", ["huisarts", "zorgkantoor", "convenant", "specialist"])
 def test_bundled_allow_list_protects_domain_words(word: str) -> None:
     assert word in load_allow_list().protected
+
+
+def test_pseudonymise_document_moves_passages_and_speakers() -> None:
+    from pipeline.pseudonymise import pseudonymise_document
+
+    text = "Verslag met Jeanette Jongsma\n\nJeanette: ik deel het convenant.\n\nBianca (VGN): dat is vreemd."
+    passages = []
+    for chunk, speaker in (("Verslag met Jeanette Jongsma", None), ("Jeanette: ik deel het convenant.", "Jeanette"),
+                           ("Bianca (VGN): dat is vreemd.", "Bianca (VGN)")):
+        start = text.index(chunk)
+        passages.append({"id": str(start), "text": chunk, "char_start": start, "char_end": start + len(chunk),
+                         "speaker": speaker})
+    data = {"doc_id": "d", "title": "Verslag met Jeanette Jongsma", "text": text, "passages": passages}
+    out = pseudonymise_document(data, Pseudonyms())
+    assert out["title"] == "Verslag met [Persoon 1]"
+    assert [p["text"] for p in out["passages"]] == [
+        "Verslag met [Persoon 1]", "[Persoon 1]: ik deel het convenant.", "[Persoon 2] (VGN): dat is vreemd."]
+    assert all(out["text"][p["char_start"] : p["char_end"]] == p["text"] for p in out["passages"])
+    assert [p["speaker"] for p in out["passages"]] == [None, "[Persoon 1]", "[Persoon 2] (VGN)"]
+    assert "Jeanette" not in json.dumps(out) and "Bianca" not in json.dumps(out)
