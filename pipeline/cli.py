@@ -77,11 +77,15 @@ def extract(
     ocr: OcrMode | None = typer.Option(
         None, "--ocr", help="Scanned pages: auto = OCR pages without a usable text layer, never, force = every page."
     ),
+    pseudonymise: bool = typer.Option(
+        False, "--pseudonymise", help="Replace names, e-mail, phone, address, date of birth by [Persoon N] etc."
+    ),
 ) -> None:
     """Extract clean text and passages from documents."""
     _without_torch()
     from pipeline.corpus import write_atomic
     from pipeline.ingest import ExtractJob, ExtractOptions, extract_many
+    from pipeline.pseudonymise import Pseudonyms, pseudonymise_document
 
     settings = _settings(workers=workers, max_pages=max_pages, ocr=ocr)
     results = extract_many(
@@ -90,13 +94,18 @@ def extract(
         options=ExtractOptions(settings.max_pages, ocr=settings.ocr),
     )
     failed = 0
+    mapping = Pseudonyms()
     for result in results:
         if result.document is None:
             failed += 1
             typer.echo(f"error: {result.error}", err=True)
             continue
         doc = result.document
-        payload = json.dumps(doc.to_json(), ensure_ascii=False, indent=2) if format is OutputFormat.json else doc.text
+        data = doc.to_json()
+        if pseudonymise:  # one mapping for the whole run: same person, same pseudonym
+            data = pseudonymise_document(data, mapping)
+        text = data["text"] if pseudonymise else doc.text
+        payload = json.dumps(data, ensure_ascii=False, indent=2) if format is OutputFormat.json else text
         if out is not None:
             write_atomic(out / f"{doc.doc_id}.{'json' if format is OutputFormat.json else 'txt'}", payload + "\n")
         else:

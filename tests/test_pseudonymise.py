@@ -153,3 +153,28 @@ def test_pseudonymise_document_moves_passages_and_speakers() -> None:
     assert all(out["text"][p["char_start"] : p["char_end"]] == p["text"] for p in out["passages"])
     assert [p["speaker"] for p in out["passages"]] == [None, "[Persoon 1]", "[Persoon 2] (VGN)"]
     assert "Jeanette" not in json.dumps(out) and "Bianca" not in json.dumps(out)
+
+
+def test_cli_extract_pseudonymise(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    first = tmp_path / "a.txt"
+    first.write_text("Patricia Bangma: ik ben huisarts.\n\nInterviewer: en het zorgkantoor?\n\n"
+                     "Patricia Bangma: mail p.bangma@umcg.nl.\n", "utf-8")
+    second = tmp_path / "b.txt"
+    second.write_text("Interviewer: wie belde?\n\nPatricia Bangma: de specialist ouderengeneeskunde.\n", "utf-8")
+    runner = CliRunner()
+    plain = runner.invoke(app, ["extract", str(first), "--workers", "1"])
+    assert plain.exit_code == 0 and "Patricia Bangma" in plain.stdout
+    result = runner.invoke(app, ["extract", str(first), str(second), "--pseudonymise", "--format", "json",
+                                 "--out", str(tmp_path / "out"), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    docs = [json.loads((tmp_path / "out" / f"{n}.json").read_text("utf-8")) for n in ("a", "b")]
+    dumped = json.dumps(docs, ensure_ascii=False)
+    assert "Bangma" not in dumped and "p.bangma@umcg.nl" not in dumped
+    assert "[Persoon 1]: ik ben huisarts." in docs[0]["text"]
+    assert "[Persoon 1]: de specialist ouderengeneeskunde." in docs[1]["text"]
+    for doc in docs:
+        assert all(doc["text"][p["char_start"] : p["char_end"]] == p["text"] for p in doc["passages"])
