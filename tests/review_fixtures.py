@@ -119,3 +119,24 @@ def clone(template: ReviewStore, folder: Path) -> ReviewStore:
     shutil.copy(source, target)
     url = f"sqlite:///{target}"
     return ReviewStore(open_store(url), url, template.codebook, template.passages, template.labels, template.confidence)
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF token a page's form carries."""
+    import re
+
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def logged_in(rs: ReviewStore, name: str):
+    """A test client of the review screen with ``name`` logged in (password ``PASSWORD``)."""
+    from fastapi.testclient import TestClient
+
+    from pipeline.nlp import load_glossary
+    from pipeline.web.app import create_app
+
+    client = TestClient(create_app(rs.engine, rs.codebook, model_version=MODEL, glossary=load_glossary()))
+    token = csrf_of(client.get("/login").text)
+    done = client.post("/login", data={"name": name, "password": PASSWORD, "csrf_token": token}, follow_redirects=False)
+    assert done.status_code == 303
+    return client

@@ -3,21 +3,16 @@ default, and its decisions are what the estimates use as human labels."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from pipeline.accounts import get_user
 from pipeline.audit import audit_members, draw_audit
 from pipeline.matrices import coded_passages
-from pipeline.nlp import load_glossary
 from pipeline.review import QueueFilter, ReviewError, ReviewIndex, labels_for_basis
 from pipeline.store import ReviewRow, session
-from pipeline.web.app import create_app
 
-from .review_fixtures import DOC, MODEL, PASSWORD, build_review_store, clone
+from .review_fixtures import DOC, MODEL, build_review_store, clone, csrf_of, logged_in
 
 
 @pytest.fixture(scope="module")
@@ -28,18 +23,6 @@ def template(tmp_path_factory):
 @pytest.fixture()
 def rs(template, tmp_path):
     return clone(template, tmp_path)
-
-
-def csrf_of(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
-
-
-def logged_in(rs, name: str) -> TestClient:
-    client = TestClient(create_app(rs.engine, rs.codebook, model_version=MODEL, glossary=load_glossary()))
-    token = csrf_of(client.get("/login").text)
-    done = client.post("/login", data={"name": name, "password": PASSWORD, "csrf_token": token}, follow_redirects=False)
-    assert done.status_code == 303
-    return client
 
 
 def test_the_steekproef_queue_is_blind_and_feeds_the_estimates(rs):

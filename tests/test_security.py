@@ -4,7 +4,6 @@ X-Forwarded-For, huge unauthenticated uploads, and a blind coder reaching for th
 from __future__ import annotations
 
 import itertools
-import re
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -15,12 +14,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from pipeline.accounts import get_user
-from pipeline.nlp import load_glossary
 from pipeline.review import ReviewError, assign_double_coding, labels_for_basis
 from pipeline.store import ReviewRow, session
 from pipeline.web.app import LOGIN_FAILURES_ALLOWED, LoginLimiter, create_app, running
 
-from .review_fixtures import MODEL, PASSWORD, build_review_store, clone
+from .review_fixtures import MODEL, PASSWORD, build_review_store, clone, csrf_of, logged_in
 
 
 @pytest.fixture(scope="module")
@@ -31,10 +29,6 @@ def template(tmp_path_factory):
 @pytest.fixture()
 def rs(template, tmp_path):
     return clone(template, tmp_path)
-
-
-def csrf_of(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 
 
 def login_form(base: str) -> tuple[dict, str]:
@@ -182,14 +176,6 @@ def test_a_300_mb_upload_to_login_is_refused_before_it_is_read(rs):
         assert sent < 64 * 2**20
         # Ordinary logins still work.
         assert guess(base, "anna", PASSWORD) == 303
-
-
-def logged_in(rs, name: str) -> TestClient:
-    client = TestClient(create_app(rs.engine, rs.codebook, model_version=MODEL, glossary=load_glossary()))
-    token = csrf_of(client.get("/login").text)
-    done = client.post("/login", data={"name": name, "password": PASSWORD, "csrf_token": token}, follow_redirects=False)
-    assert done.status_code == 303
-    return client
 
 
 def test_a_blind_coder_cannot_take_over_or_see_the_models_labels(rs):
