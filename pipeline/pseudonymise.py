@@ -55,8 +55,8 @@ _PARTICLE_WORDS = ("van", "von", "de", "der", "den", "ter", "ten", "te", "het", 
 _PART = r"(?:(?:[Vv]an|[Vv]on|[Dd]e|der|den|[Tt]er|[Tt]en|te|het|'t|in|op|la|le|du|da|di|del|des)\s{1,3})"
 _INIT = rf"(?:[{_UP}]\.[{_UP}](?![\w.])|(?:[{_UP}]\.\s?){{1,4}})"
 _SURNAME = rf"{_PART}{{0,3}}{_CAP}(?:\s{_CAP})?"
-_TITLE = (r"(?:\b(?:dr|drs|prof|mr|ir|ing|mw|mevr|dhr|hr)\.?\s+|\b(?:mevrouw|meneer|mevr|"
-          r"[Dd]e heer|[Dd]okter|[Zz]uster|[Bb]roeder)\s+)")
+_TITLE = (r"(?:\b(?:[Dd]rs?|[Pp]rof|[Mm]r|[Ii]r|[Ii]ng|[Mm]w|[Mm]evr|[Dd]hr|[Hh]r)\.?[ \t]+|"
+          r"\b(?:[Mm]evrouw|[Mm]eneer|[Dd]e heer|[Dd]okter|[Zz]uster|[Bb]roeder)[ \t]+)")
 _YEAR = r"(?:19|20)\d\d[a-z]?"
 
 _TITLE_RE = re.compile(rf"{_TITLE}((?:{_INIT})?\s?{_SURNAME})")

@@ -48,6 +48,8 @@ def test_vtt_voice_tag() -> None:
 def test_titles_initials_and_particles() -> None:
     text = "Ik sprak met dr. J. van der Berg en mw. Jansen. Later belde dhr. Ter Horst, daarna mevrouw De Jong."
     assert names(text) == ["J. van der Berg", "Jansen", "Ter Horst", "De Jong"]
+    assert names("Mevr. Van Dijk en mw. dr. P. de Boer. Dhr. Bakker kwam.") == ["Van Dijk", "P. de Boer", "Bakker"]
+    assert names("MDO GGZ inclusief MW\n\nVoorzitterschap MDO bij de gemeente.") == []
     assert run(text) == ("Ik sprak met dr. [Persoon 1] en mw. [Persoon 2]. Later belde dhr. [Persoon 3], "
                          "daarna mevrouw [Persoon 4].")
 
