@@ -26,7 +26,7 @@ SIGNS = {"belemmerend": "−", "bevorderend": "+"}
 NO_STAKEHOLDER = "onbepaald"
 DEFAULT_CONFIDENCE_THRESHOLD = 0.6
 # The model's calibrated probabilities (not its 0/1 labels) are the PPI predictions: chosen on
-# the coverage simulation (bench/estimate_coverage.py; README, "Schattingen").
+# the coverage simulation (bench/estimate_coverage.py; README, "Estimates a methodologist can defend").
 USE_SCORES = True
 
 
@@ -61,7 +61,6 @@ class CodedPassage:
         pol = self.scores.get("polarity", {}).get(self.polarity or "")
         values = [v for v in (cond, pol) if v is not None]
         return min(values) if values else None
-
 
     @property
     def labels(self) -> dict:
