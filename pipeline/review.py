@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import bisect
 import gc
+import hashlib
+import math
 import random
 import threading
 import time
@@ -32,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlencode
 
+import numpy as np
 from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, mapped_column
@@ -40,7 +43,17 @@ from pipeline.accounts import User, get_user, now_utc
 from pipeline.audit import AuditDrawRow, AuditMemberRow
 from pipeline.carry import pending_relooks
 from pipeline.codebook import Codebook
-from pipeline.store import Base, ClassificationRow, DocumentRow, PassageRow, ReviewRow, session
+from pipeline.models import text_hash
+from pipeline.store import (
+    Base,
+    ClassificationRow,
+    DocumentRow,
+    EmbeddingRow,
+    PassageRow,
+    ReviewRow,
+    cached_embeddings,
+    session,
+)
 
 CONTENT_KINDS = ("paragraph", "turn", "table")  # what matrices count; headings are context only
 MAX_MEMO = 10_000
@@ -57,7 +70,13 @@ STATUSES = {
     "audit": "Steekproef (aselect, voor de schattingen)",
     "all": "Alle passages",
 }
-ORDERS = {"uncertainty": "Onzekerste eerst", "reading": "Leesvolgorde"}
+ORDERS = {
+    "uncertainty": "Onzekerste eerst",
+    "diverse": "Onzekerste eerst, gespreid over soorten passages",
+    "random": "Willekeurig",
+    "reading": "Leesvolgorde",
+}
+E5_ENCODER_PREFIX = "multilingual-e5-small"  # the diverse order clusters the cached e5 passage vectors
 
 
 class ReviewError(ValueError):
@@ -735,6 +754,59 @@ class _Snapshot:
     relook: dict[str, list[dict]] = field(default_factory=dict)  # passage id -> old passages to look at again
 
 
+def random_order(content: list[Item]) -> list[Item]:
+    """A fixed shuffle: each passage ranked by a hash of its id, so the order is the same on
+    every reload and for every analyst, and a new passage does not reshuffle the others."""
+    return sorted(content, key=lambda i: hashlib.sha256(f"queue-random\x00{i.passage_id}".encode()).digest())
+
+
+def _e5_vectors(engine: Engine, hashes: list[str]) -> dict[str, np.ndarray]:
+    """The cached e5 vectors of these texts (the encoder most of them were embedded with)."""
+    with session(engine) as s:
+        encoders = list(
+            s.scalars(select(EmbeddingRow.encoder).where(EmbeddingRow.encoder.startswith(E5_ENCODER_PREFIX)).distinct())
+        )
+    best: dict[str, bytes] = {}
+    for encoder in sorted(encoders):
+        found = cached_embeddings(engine, encoder, hashes)
+        if len(found) > len(best):
+            best = found
+    return {h: np.frombuffer(v, dtype=np.float32) for h, v in best.items()}
+
+
+def cluster_vectors(vectors: dict[str, np.ndarray]) -> dict[str, int]:
+    """KMeans with k = sqrt(n/2) on the normalised vectors (fixed seed, so stable)."""
+    if len(vectors) < 2:
+        return dict.fromkeys(vectors, 0)
+    from sklearn.cluster import KMeans
+
+    keys = sorted(vectors)
+    matrix = np.stack([vectors[h] for h in keys])
+    matrix = matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+    k = max(1, min(len(keys), round(math.sqrt(len(keys) / 2))))
+    labels = KMeans(n_clusters=k, n_init=1, random_state=0).fit_predict(matrix)
+    return dict(zip(keys, (int(x) for x in labels), strict=True))
+
+
+def diverse_order(by_uncertainty: list[Item], cluster: dict[str, int | None]) -> list[Item]:
+    """Round-robin over clusters, each in its least-confident-first order; the clusters take
+    turns in the order of their least confident passage. Passages without a cluster (no
+    cached embedding) follow at the end in the uncertainty order."""
+    groups: dict[int, list[Item]] = {}
+    rest: list[Item] = []
+    for item in by_uncertainty:
+        c = cluster.get(item.passage_id)
+        if c is None:
+            rest.append(item)
+        else:
+            groups.setdefault(c, []).append(item)
+    out: list[Item] = []
+    lists = list(groups.values())  # insertion order = order of each cluster's least confident passage
+    for depth in range(max((len(g) for g in lists), default=0)):
+        out.extend(g[depth] for g in lists if depth < len(g))
+    return out + rest
+
+
 # An audit passage nobody decided on, drawn blind: no model labels as the starting point.
 BLIND_TODO = State("todo", None, "blind", None, "review")
 ONLY_DECIDED_OR_ASSIGNED = ("done", "corrected", "adjudicate", "double")
@@ -760,6 +832,7 @@ class ReviewIndex:
         self.codebook = codebook
         self.model_version = model_version
         self._lock = threading.Lock()
+        self._clusters: tuple[frozenset[str], dict[str, int]] | None = None  # text hashes -> cluster
         self._snapshot = _Snapshot({}, {}, {o: [] for o in ORDERS}, {o: {} for o in ORDERS})
         self._passages_key: tuple | None = None
         self._passages_checked = 0.0
@@ -921,6 +994,8 @@ class ReviewIndex:
                 key=lambda i: (i.confidence is None, i.confidence or 0.0, doc_rank.get(i.doc_id, 0), i.seq),
             ),
         }
+        orders["random"] = random_order(content)
+        orders["diverse"] = self._diverse_order(orders["uncertainty"])
         per_doc: dict[str, dict[str, list[Item]]] = {}
         for name, ordered in orders.items():
             per_doc[name] = defaultdict(list)
@@ -928,6 +1003,20 @@ class ReviewIndex:
                 item.rank[name] = k
                 per_doc[name][item.doc_id].append(item)
         return _Snapshot(items, docs, orders, per_doc, pending_relooks(self.engine))
+
+    def _diverse_order(self, by_uncertainty: list[Item]) -> list[Item]:
+        """Least confident first within clusters of the e5 embedding space, round-robin over
+        the clusters, so the head of the queue is not fifty passages of one kind.
+
+        The clustering is cached on the set of embedded texts: the index reloads on every
+        change of classifications, which reorders confidences but rarely the texts.
+        """
+        hashes = {i.passage_id: text_hash(i.text) for i in by_uncertainty}
+        vectors = _e5_vectors(self.engine, sorted(set(hashes.values())))
+        key = frozenset(vectors)
+        if self._clusters is None or self._clusters[0] != key:
+            self._clusters = (key, cluster_vectors(vectors))
+        return diverse_order(by_uncertainty, {p: self._clusters[1].get(h) for p, h in hashes.items()})
 
     # ---------------------------------------------------------------- what a user sees
 
