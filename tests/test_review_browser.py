@@ -113,6 +113,12 @@ def test_an_analyst_reviews_three_passages_with_the_keyboard(tmp_path, shots):
         page.screenshot(path=shots / "07-untrusted-text.png", full_page=True)
         page.goto(f"{base}/queue?status=done&order=reading")
         page.screenshot(path=shots / "08-reviewed.png", full_page=True)
+        # The decision history names the model version whose labels the analyst was shown.
+        page.goto(f"{base}/passages/{second}?status=all")
+        latest = page.locator(".history li.latest")
+        assert latest.locator(".model-version").is_visible()
+        assert f"model {MODEL} getoond" in latest.inner_text()
+        page.screenshot(path=shots / "08b-history.png", full_page=True)
         browser.close()
     assert problems == []
 
@@ -142,7 +148,7 @@ def test_an_analyst_reviews_three_passages_with_the_keyboard(tmp_path, shots):
     assert second not in cell(matrix, "harde_instituties", "intermediairs", "belemmerend")["passage_ids"].split()
     coverage = json.loads((out / "matrices" / "coverage.json").read_text("utf-8"))[DOC]
     assert coverage["reviewed"] == 3 and coverage["model_only"] == len(rs.passages) - 3
-    assert len(list(shots.glob("*.png"))) == 8
+    assert len(list(shots.glob("*.png"))) == 9
 
 
 def test_a_decision_survives_an_expired_session(tmp_path, shots):
