@@ -16,13 +16,14 @@ import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import spacy
 import yaml
 from spacy.language import Language
 from spacy.tokens import Doc, Token
+
+from pipeline.data import read_text
 
 GLOSSARY_COMPONENT = "mgz_glossary"
 
@@ -40,10 +41,7 @@ class Glossary:
 
 def load_glossary(path: Path | None = None) -> Glossary:
     """Read the glossary YAML (the bundled one unless ``path`` is given)."""
-    if path is None:
-        text = resources.files("pipeline.data").joinpath("glossary.yaml").read_text("utf-8")
-    else:
-        text = Path(path).read_text("utf-8")
+    text = read_text("glossary.yaml", path)
     data = yaml.safe_load(text) or {}
     return Glossary(
         terms={str(k): str(v) for k, v in (data.get("terms") or {}).items()},

@@ -32,10 +32,11 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 import yaml
+
+from pipeline.data import read_text
 
 PERSON = "person"
 EMAIL = "email"
@@ -116,10 +117,7 @@ class AllowList:
 
 def load_allow_list(path: Path | None = None) -> AllowList:
     """Read the allow-list YAML (the bundled one unless ``path`` is given)."""
-    if path is None:
-        text = resources.files("pipeline.data").joinpath("pseudonymise_allow.yaml").read_text("utf-8")
-    else:
-        text = Path(path).read_text("utf-8")
+    text = read_text("pseudonymise_allow.yaml", path)
     data = yaml.safe_load(text) or {}
     return AllowList(
         names=frozenset(str(n) for n in data.get("names") or ()),
