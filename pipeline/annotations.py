@@ -8,6 +8,7 @@ each coder's independent work; ``reference.jsonl`` holds the final labels
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections import Counter, defaultdict
@@ -449,10 +450,7 @@ class ReanchorReport:
     aligned: int = 0  # carried onto a new passage with (almost) the same words
     relook: int = 0  # split, merged or rewritten: the new passages need coding
     removed: int = 0  # the text is gone from the document
-    to_code: list[str] = None  # new passage ids that need a coder  # type: ignore[assignment]
-
-    def __post_init__(self) -> None:
-        self.to_code = self.to_code or []
+    to_code: list[str] = dataclasses.field(default_factory=list)  # new passage ids that need a coder
 
 
 def coded_texts(task_files: Iterable[Path]) -> list[dict]:

@@ -153,12 +153,11 @@ def estimate_cells(
     N = len(content)
     out = []
     if method == "ppi":
-        audited = [p for p in content if p.audit and p.source == "review"]
+        audited = [k for k, p in enumerate(content) if p.audit and p.source == "review"]
         for cell in cells:
-            y = [float(cell.holds(p.labels)) for p in audited]
-            yhat = [cell.score(p.model) for p in audited]
-            yhat_all = [cell.score(p.model) for p in content]
-            e = ppi_share(y, yhat, yhat_all, confidence)
+            yhat_all = np.array([cell.score(p.model) for p in content])
+            y = [float(cell.holds(content[k].labels)) for k in audited]
+            e = ppi_share(y, yhat_all[audited], yhat_all, confidence)
             plain = sum(cell.holds(p.labels) for p in content) / N
             out.append(Estimate(e.estimate, e.ci_low, e.ci_high, "ppi", e.n_audit, N, plain, e.lam, e.n_eff))
         return out
